@@ -1,0 +1,114 @@
+"""HardwareProfile: one accelerator type, its node and its scale-out network."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from sim.config.base import StrictModel
+
+
+class PeakTflops(StrictModel):
+    """Dense (non-sparse) peak tensor throughput per device."""
+
+    bf16: float = Field(description="Dense BF16 peak (unit: TFLOPS)", gt=0)
+    fp16: float | None = Field(None, description="Dense FP16 peak; null means equal to bf16 (unit: TFLOPS)", gt=0)
+    fp8: float | None = Field(None, description="Dense FP8 peak; null when the device has no FP8 tensor path (unit: TFLOPS)", gt=0)
+
+
+class DeviceSpec(StrictModel):
+    """One accelerator: compute, memory, and how well GEMMs use it."""
+
+    name: str = Field(description="Device name (unit: none)")
+    peak_tflops: PeakTflops = Field(description="Dense peak per dtype (unit: TFLOPS)")
+    hbm_gib: float = Field(description="HBM capacity (unit: GiB)", gt=0)
+    hbm_bandwidth_GBps: float = Field(description="HBM bandwidth (unit: GB/s, 1e9 bytes/s)", gt=0)
+    reserved_memory_gib: float = Field(
+        0.0, description="HBM not available to the model: runtime, workspace, fragmentation (unit: GiB)", ge=0
+    )
+    gemm_efficiency: list[tuple[float, float]] = Field(
+        description="GEMM efficiency curve: (GFLOP of one GEMM, fraction of dense peak) points, "
+        "interpolated in log(GFLOP), clamped at the ends (unit: GFLOP, fraction)",
+        min_length=1,
+    )
+    memory_efficiency: float = Field(
+        0.8, description="Achieved fraction of HBM bandwidth for memory-bound ops (unit: fraction)", gt=0, le=1
+    )
+    power_w: float | None = Field(None, description="Board/module power (unit: W)", gt=0)
+
+    @field_validator("gemm_efficiency")
+    @classmethod
+    def _curve(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        xs = [p[0] for p in v]
+        if any(x <= 0 for x in xs):
+            raise ValueError("GFLOP points must be > 0")
+        if xs != sorted(xs) or len(set(xs)) != len(xs):
+            raise ValueError("GFLOP points must be strictly increasing")
+        if any(not 0 < p[1] <= 1 for p in v):
+            raise ValueError("efficiencies must be in (0, 1]")
+        return v
+
+
+class NodeSpec(StrictModel):
+    """The scale-up domain: devices joined by the fast intra-node fabric (HCCS, NVLink, UB)."""
+
+    devices_per_node: int = Field(description="Devices in one scale-up domain (HGX node, NVL72 rack, CloudMatrix384) (unit: devices)", gt=0)
+    intra_node_bandwidth_GBps: float = Field(
+        description="Per-device unidirectional bandwidth into the scale-up fabric (unit: GB/s)", gt=0
+    )
+    intra_node_latency_us: float = Field(description="Per-message latency inside the node (unit: us)", ge=0)
+    topology: Literal["full_mesh", "switch"] = Field(
+        description="full_mesh: a dedicated link per device pair (bandwidth split over peers); "
+        "switch: each device's full bandwidth reaches any peer (NVSwitch, UB switch) (unit: none)"
+    )
+
+
+class ScaleOutSpec(StrictModel):
+    """The network between nodes."""
+
+    nic_bandwidth_Gbps: float = Field(description="Per-device NIC bandwidth, one direction (unit: Gb/s)", gt=0)
+    latency_us: float = Field(description="Per-message latency across the network (unit: us)", ge=0)
+    oversubscription: float = Field(
+        1.0, description="Fabric oversubscription above the leaf (1 = non-blocking fat tree) (unit: ratio)", ge=1
+    )
+
+    @property
+    def nic_bandwidth_GBps(self) -> float:
+        return self.nic_bandwidth_Gbps / 8.0
+
+
+class CollectiveEfficiency(StrictModel):
+    """Achieved fraction of link bandwidth for each collective family and tier."""
+
+    intra_node: float = Field(0.8, description="Ring/tree collectives inside a node (unit: fraction)", gt=0, le=1)
+    inter_node: float = Field(0.8, description="Ring/tree collectives across nodes (unit: fraction)", gt=0, le=1)
+    all_to_all_intra: float = Field(0.7, description="All-to-all inside a node (unit: fraction)", gt=0, le=1)
+    all_to_all_inter: float = Field(0.7, description="All-to-all across nodes (unit: fraction)", gt=0, le=1)
+
+
+class HardwareProfile(StrictModel):
+    """A cluster made of one device type."""
+
+    name: str = Field(description="Profile name, as passed to --hardware (unit: none)")
+    description: str = Field("", description="One line about the system (unit: none)")
+    kind: Literal["npu", "gpu"] = Field(description="Accelerator family (unit: none)")
+    device: DeviceSpec
+    node: NodeSpec
+    scale_out: ScaleOutSpec
+    collective_efficiency: CollectiveEfficiency = Field(default_factory=CollectiveEfficiency)
+
+    @model_validator(mode="after")
+    def _check(self) -> HardwareProfile:
+        if self.device.reserved_memory_gib >= self.device.hbm_gib:
+            raise ValueError("device.reserved_memory_gib must be below device.hbm_gib")
+        return self
+
+    def peak_flops(self, precision: str) -> float:
+        """Dense peak in FLOP/s for a GEMM precision ('bf16' or 'fp8')."""
+        p = self.device.peak_tflops
+        if precision == "fp8":
+            if p.fp8 is None:
+                raise ValueError(f"hardware '{self.name}' has no FP8 tensor path; use precision bf16")
+            return p.fp8 * 1e12
+        return p.bf16 * 1e12

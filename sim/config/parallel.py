@@ -1,0 +1,123 @@
+"""ParallelConfig: how one model is laid out over the devices (Megatron-LM vocabulary)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sim.config.base import StrictModel
+
+
+class ParallelConfig(StrictModel):
+    """TP/PP/VPP/EP/CP/DP layout, batch sizes, recompute and optimizer sharding.
+
+    Layout (Megatron-LM "parallel folding"): attention/dense ranks are tp x cp x dp x pp = devices;
+    expert ranks are expert_tp x ep_effective x expert_dp x pp, with the expert-parallel group
+    spanning the tp x cp x dp ranks of a pipeline stage (EP spans DP, as in Megatron and DeepSeek-V3).
+    """
+
+    devices: int = Field(description="Total accelerators in the job (unit: devices)", gt=0)
+    tp: int = Field(1, description="Tensor-parallel size (Megatron tensor_model_parallel_size) (unit: devices)", gt=0)
+    pp: int = Field(1, description="Pipeline-parallel stages (unit: devices)", gt=0)
+    vpp: int = Field(1, description="Virtual pipeline chunks per stage (interleaved 1F1B); 1 = plain 1F1B (unit: count)", gt=0)
+    ep: int = Field(1, description="Expert-parallel size (Megatron expert_model_parallel_size) (unit: devices)", gt=0)
+    expert_tp: int = Field(
+        1,
+        description="Tensor-parallel size inside each expert (Megatron expert_tensor_parallel_size; "
+        "modern MoE recipes use 1) (unit: devices)",
+        gt=0,
+    )
+    tp_extends_ep: bool = Field(
+        False,
+        description="Pangu/MindSpeed style: experts are spread over the TP group instead of splitting their weights, "
+        "so the effective expert-parallel size is ep x tp and expert_tp is 1 (unit: none)",
+    )
+    cp: int = Field(1, description="Context-parallel size (unit: devices)", gt=0)
+    sequence_parallel: bool = Field(
+        True, description="Megatron sequence parallelism for norms/dropout when tp > 1 (unit: none)"
+    )
+    micro_batch_size: int = Field(1, description="Sequences per micro-batch per data-parallel rank (unit: sequences)", gt=0)
+    global_batch_size: int = Field(description="Sequences per optimizer step over all replicas (unit: sequences)", gt=0)
+    recompute: Literal["none", "selective", "full"] = Field(
+        "selective",
+        description="Activation recompute: none; selective (norms, activations, attention core recomputed); "
+        "full (each layer's input kept, whole layer recomputed) (unit: none)",
+    )
+    distributed_optimizer: bool = Field(
+        True, description="Shard fp32 master weights and Adam states over data-parallel ranks (ZeRO-1) (unit: none)"
+    )
+    schedule: Literal["1f1b", "interleaved", "dualpipe"] | None = Field(
+        None,
+        description="Pipeline schedule; null picks interleaved when vpp > 1 else 1f1b (unit: none)",
+    )
+    a2a_overlap: bool = Field(
+        False,
+        description="Overlap one micro-batch's EP all-to-all with another's compute "
+        "(Megatron 1F1B a2a overlap, DeepSeek DualPipe) (unit: none)",
+    )
+
+    @property
+    def dp(self) -> int:
+        return self.devices // (self.tp * self.pp * self.cp)
+
+    @property
+    def ep_effective(self) -> int:
+        """Devices the routed experts of one layer are spread over."""
+        return self.ep * self.tp if self.tp_extends_ep else self.ep
+
+    @property
+    def etp(self) -> int:
+        """Tensor-parallel split inside one expert."""
+        return 1 if self.tp_extends_ep else self.expert_tp
+
+    @property
+    def expert_dp(self) -> int:
+        """Data-parallel replicas of each expert."""
+        return (self.tp * self.cp * self.dp) // (self.ep_effective * self.etp)
+
+    @property
+    def num_microbatches(self) -> int:
+        return self.global_batch_size // (self.micro_batch_size * self.dp)
+
+    @property
+    def schedule_name(self) -> str:
+        if self.schedule:
+            return self.schedule
+        return "interleaved" if self.vpp > 1 else "1f1b"
+
+    @model_validator(mode="after")
+    def _check(self) -> ParallelConfig:
+        grid = self.tp * self.pp * self.cp
+        if self.devices % grid:
+            raise ValueError(
+                f"devices ({self.devices}) must be divisible by tp*pp*cp ({self.tp}*{self.pp}*{self.cp}={grid})"
+            )
+        attn_ranks = self.tp * self.cp * self.dp
+        if attn_ranks % (self.ep_effective * self.etp):
+            what = f"ep*tp ({self.ep}*{self.tp})" if self.tp_extends_ep else f"ep*expert_tp ({self.ep}*{self.expert_tp})"
+            raise ValueError(
+                f"{what} = {self.ep_effective * self.etp} must divide tp*cp*dp = {attn_ranks} "
+                "(the expert-parallel group lives inside one pipeline stage)"
+            )
+        if self.tp_extends_ep and self.expert_tp != 1:
+            raise ValueError("expert_tp must be 1 when tp_extends_ep is true")
+        per_step = self.micro_batch_size * self.dp
+        if self.global_batch_size % per_step:
+            raise ValueError(
+                f"global_batch_size ({self.global_batch_size}) must be divisible by micro_batch_size*dp "
+                f"({self.micro_batch_size}*{self.dp}={per_step})"
+            )
+        if self.vpp > 1 and self.pp == 1:
+            raise ValueError("vpp > 1 needs pp > 1")
+        if self.schedule == "interleaved" and self.vpp == 1:
+            raise ValueError("schedule 'interleaved' needs vpp > 1")
+        if self.schedule in ("1f1b", "dualpipe") and self.vpp > 1:
+            raise ValueError(f"schedule '{self.schedule}' takes vpp = 1")
+        if self.schedule_name == "interleaved" and self.num_microbatches % self.pp:
+            raise ValueError(
+                f"interleaved schedule needs micro-batches ({self.num_microbatches}) divisible by pp ({self.pp})"
+            )
+        if self.schedule == "dualpipe" and self.pp % 2:
+            raise ValueError(f"schedule 'dualpipe' needs an even pp (got {self.pp})")
+        return self

@@ -48,7 +48,8 @@ def parse(cls: type[T], data: dict, source: str) -> T:
 
 
 def _names(d: Path) -> list[str]:
-    return sorted(p.stem for p in d.glob("*.yaml"))
+    """YAML stems in a folder; files starting with '_' are metadata, not configs."""
+    return sorted(p.stem for p in d.glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def preset_names() -> list[str]:
@@ -64,7 +65,7 @@ def _resolve(name_or_path: str, d: Path, what: str, names: list[str]) -> Path:
     if p.suffix in (".yaml", ".yml") or os.sep in name_or_path:
         return p
     cand = d / f"{name_or_path}.yaml"
-    if cand.exists():
+    if cand.exists() and not name_or_path.startswith("_"):
         return cand
     raise UserError(f"unknown {what} '{name_or_path}' (known: {', '.join(names)}; or give a YAML path)")
 

@@ -1,0 +1,50 @@
+"""Compute-op time on one device: a roofline with a size-dependent GEMM efficiency curve.
+
+This is the single compute cost model: the discrete-event engine and the analytic estimate
+both call it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.config.hardware import HardwareProfile
+
+
+class ComputeModel:
+    """Times GEMMs, attention and memory-bound ops on one device of a profile."""
+
+    def __init__(self, hw: HardwareProfile, precision: str = "bf16"):
+        d = hw.device
+        self.hw = hw
+        self.bf16 = hw.peak_flops("bf16")
+        self.gemm_peak = hw.peak_flops(precision)       # FP8 GEMMs run at the FP8 rate
+        self.mem_bw = d.hbm_bandwidth_GBps * 1e9 * d.memory_efficiency   # bytes/s achieved
+        pts = np.asarray(d.gemm_efficiency, dtype=float)  # (points, 2): GFLOP, efficiency
+        self._logx = np.log(pts[:, 0] * 1e9)
+        self._eff = pts[:, 1]
+        self.precision = precision
+
+    def efficiency(self, flops_per_gemm) -> np.ndarray:
+        """GEMM efficiency for GEMMs of the given size (FLOPs), interpolated in log size."""
+        x = np.log(np.maximum(np.asarray(flops_per_gemm, dtype=float), 1.0))
+        return np.interp(x, self._logx, self._eff)
+
+    def gemm_time(self, flops, flops_per_gemm, weight_bytes=0.0, act_bytes=0.0, low_precision=True):
+        """Seconds for GEMMs totalling ``flops`` made of GEMMs of ``flops_per_gemm`` each.
+
+        A memory floor applies: the weights and activations must stream through HBM at least once.
+        low_precision: run at the FP8 rate when the workload is FP8 (attention core and LM head stay BF16).
+        """
+        peak = self.gemm_peak if low_precision else self.bf16
+        t_flop = np.asarray(flops, dtype=float) / (peak * self.efficiency(flops_per_gemm))
+        t_mem = (np.asarray(weight_bytes, dtype=float) + act_bytes) / self.mem_bw
+        return np.maximum(t_flop, t_mem)
+
+    def attention_time(self, flops, flops_per_call):
+        """Flash-attention core (QK^T, softmax, AV) in BF16, on the GEMM efficiency curve."""
+        return np.asarray(flops, dtype=float) / (self.bf16 * self.efficiency(flops_per_call))
+
+    def memory_time(self, nbytes):
+        """A memory-bound op (norm, activation, permute, optimizer update) moving ``nbytes``."""
+        return np.asarray(nbytes, dtype=float) / self.mem_bw

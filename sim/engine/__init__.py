@@ -1,0 +1,1 @@
+"""The training-step engine: run spec, step construction, discrete-event executor."""

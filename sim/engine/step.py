@@ -1,0 +1,77 @@
+"""Everything one step needs, computed once from the cost model and shared by both executors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.cluster.compute import ComputeModel
+from sim.collectives.cost import CommCost, CommModel
+from sim.engine.constants import NUM_SAMPLES
+from sim.engine.program import ACT, Programs, build_programs
+from sim.engine.spec import RunSpec
+from sim.model.memory import stage_params
+
+GRAD_REDUCE_BYTES = 4.0   # Megatron-LM reduces fp32 main_grad buffers for bf16 training (arguments.py:
+                          # bf16 implies accumulate_allreduce_grads_in_fp32)
+PARAM_BYTES = 2.0         # bf16 parameters all-gathered after a distributed-optimizer step
+OPTIM_BYTES_MOVED = 30.0  # per sharded parameter: read grad/master/m/v (16 B), write master/m/v (12 B), bf16 param (2 B)
+
+
+@dataclass
+class StepInputs:
+    spec: RunSpec
+    cm: ComputeModel
+    comm: CommModel
+    programs: Programs
+    order_name: str
+    p2p: CommCost                        # one activation send between adjacent stages
+    dp_group_dense: object
+    dp_group_expert: object
+    optimizer_s: list                    # [stage] optimizer step seconds
+    param_gather: list                   # [stage][chunk] CommCost of the parameter all-gather (distributed optimizer)
+
+    def grad_reduce(self, dense: float, expert: float) -> CommCost:
+        """Gradient reduction for `dense` and `expert` parameters of one layer on one device."""
+        par = self.spec.parallel
+        c = CommCost()
+        fn = self.comm.reduce_scatter if par.distributed_optimizer else self.comm.all_reduce
+        if dense and self.dp_group_dense.size > 1:
+            c = c + fn(self.dp_group_dense, dense * GRAD_REDUCE_BYTES)
+        if expert and self.dp_group_expert.size > 1:
+            c = c + fn(self.dp_group_expert, expert * GRAD_REDUCE_BYTES)
+        return c
+
+
+def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES) -> StepInputs:
+    m, par, w, hw = spec.model, spec.parallel, spec.workload, spec.hardware
+    cm = ComputeModel(hw, w.precision)
+    comm = CommModel(hw)
+    rng = np.random.default_rng(spec.routing.seed)
+    programs = build_programs(m, par, w, spec.routing, cm, comm, rng, num_samples)
+    tsp = par.micro_batch_size * w.seq_len / par.cp / (par.tp if (par.sequence_parallel and par.tp > 1) else 1)
+    pp_stride = par.tp * par.cp * par.dp
+    p2p = comm.p2p(tsp * m.hidden_size * ACT, inter_node=pp_stride >= comm.dpn or par.pp * pp_stride > comm.dpn)
+    g_dense = comm.group(par.dp * par.cp, par.tp)
+    g_expert = comm.group(par.expert_dp, par.ep_effective * par.etp)
+    opt, pg = [], []
+    for st in range(par.pp):
+        chunks = programs.chunks[st]
+        sp = stage_params(m, par, chunks)
+        shard = (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp) if par.distributed_optimizer \
+            else sp.dense + sp.expert
+        opt.append(float(cm.memory_time(OPTIM_BYTES_MOVED * shard)))
+        row = []
+        for ch in chunks:
+            cp_ = stage_params(m, par, [ch])
+            c = CommCost()
+            if par.distributed_optimizer:
+                if g_dense.size > 1:
+                    c = c + comm.all_gather(g_dense, cp_.dense * PARAM_BYTES)
+                if g_expert.size > 1 and cp_.expert:
+                    c = c + comm.all_gather(g_expert, cp_.expert * PARAM_BYTES)
+            row.append(c)
+        pg.append(row)
+    return StepInputs(spec=spec, cm=cm, comm=comm, programs=programs, order_name=par.schedule_name, p2p=p2p,
+                      dp_group_dense=g_dense, dp_group_expert=g_expert, optimizer_s=opt, param_gather=pg)

@@ -1,0 +1,186 @@
+"""Memory per device: weights, gradients, optimizer states, activations of in-flight micro-batches.
+
+Byte conventions follow Megatron-LM's distributed-optimizer notes (docs/source/api-guide/dist_optimizer.md):
+bf16 weights (2 B), fp32 gradient buffers (4 B), fp32 master weights + Adam m and v (12 B), the last
+sharded over data-parallel ranks when the distributed optimizer (ZeRO-1) is on.
+Activation bytes generalise Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
+Transformer Models", sec. 4) to flash attention (no s^2 score matrix kept), GQA, MLA, SwiGLU and MoE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.config.model import ModelConfig
+from sim.config.parallel import ParallelConfig
+from sim.config.workload import Workload
+from sim.model.params import attention_params, ffn_params, norm_params
+from sim.model.partition import Chunk, partition
+
+GIB = 1024**3
+WEIGHT_BYTES = 2.0          # bf16 weights
+GRAD_BYTES = 4.0            # fp32 main_grad buffer (Megatron)
+OPTIM_BYTES = 12.0          # fp32 master + Adam exp_avg + exp_avg_sq
+ACT_BYTES = 2.0             # bf16 activations
+
+
+@dataclass(frozen=True)
+class StageParams:
+    """Parameters held by one device of a stage, split by how the optimizer shards them."""
+
+    dense: float      # non-expert parameters on this device (sharded over dp*cp by ZeRO-1)
+    expert: float     # routed-expert parameters on this device (sharded over expert_dp)
+
+
+def stage_params(model: ModelConfig, par: ParallelConfig, chunks: list[Chunk]) -> StageParams:
+    """Parameters on one device of a pipeline stage (all its virtual chunks)."""
+    h, tp = model.hidden_size, par.tp
+    dense = expert = 0.0
+    for ch in chunks:
+        for is_moe in ch.moe:
+            dense += attention_params(model) / tp + 2 * norm_params(model)
+            if is_moe:
+                e = model.moe
+                dense += e.num_shared_experts * ffn_params(model, e.shared_ffn) / tp + h * e.num_experts
+                expert += (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp
+            else:
+                dense += ffn_params(model, model.ffn_hidden_size) / tp
+        if ch.embedding:
+            dense += (model.vocab_size + model.learned_position_embeddings) * h / tp
+        if ch.head:
+            dense += norm_params(model) + (0 if model.tie_embeddings else model.vocab_size * h / tp)
+            for _ in range(model.mtp_layers):
+                dense += (attention_params(model) / tp + 5 * norm_params(model) + 2 * h * h / tp)
+                if model.moe:
+                    e = model.moe
+                    dense += e.num_shared_experts * ffn_params(model, e.shared_ffn) / tp + h * e.num_experts
+                    expert += (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp
+                else:
+                    dense += ffn_params(model, model.ffn_hidden_size) / tp
+    return StageParams(dense=dense, expert=expert)
+
+
+def layer_activation_bytes(
+    model: ModelConfig, par: ParallelConfig, work: Workload, is_moe: bool, moe_load_factor: float = 1.0
+) -> float:
+    """Activation bytes one layer keeps for backward, per micro-batch, on one device.
+
+    moe_load_factor: routed tokens on this device relative to the balanced mean (>1 on a hot EP rank).
+    """
+    h, tp = model.hidden_size, par.tp
+    t = par.micro_batch_size * work.seq_len / par.cp          # tokens of the micro-batch on this CP rank
+    tsp = t / tp if (par.sequence_parallel and tp > 1) else t  # sequence-parallel shard
+    if par.recompute == "full":
+        return ACT_BYTES * tsp * h                            # only the layer input is checkpointed
+    selective = par.recompute == "selective"
+    # FP8 training caches the inputs of Linear layers in FP8 for their backward (DeepSeek-V3 sec 3.3.2)
+    lin = 1.0 if work.precision == "fp8" else ACT_BYTES
+    b = ACT_BYTES * 2 * tsp * h                               # layer input + residual before the FFN norm
+    if not selective:
+        b += lin * 2 * tsp * h                                # the two norm outputs (inputs of linears)
+    n = model.num_attention_heads
+    if model.attention == "mla":
+        a = model.mla
+        qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+        b += lin * t * ((a.q_lora_rank or 0) + a.kv_lora_rank + a.qk_rope_head_dim)   # latents (replicated over TP)
+        if not selective:   # selective recompute regenerates Q, K, V from the latents (MLA up-projection)
+            b += ACT_BYTES * t * n * (2 * qk + a.v_head_dim) / tp
+        b += lin * t * n * a.v_head_dim / tp                                        # attention output
+    else:
+        d, g = model.dim_per_head, model.kv_heads
+        b += ACT_BYTES * t * (n * d + 2 * g * d) / tp + lin * t * n * d / tp       # Q, K, V; attention output
+    b += 4.0 * t * n / tp                                                           # softmax statistics (fp32)
+
+    def ffn(tokens: float, f: float, split: int) -> float:
+        fc1 = lin * tokens * (2 * f if model.activation == "swiglu" else f) / split  # fc1 output (activation input)
+        act = 0.0 if selective else lin * tokens * f / split                        # activation output (fc2 input)
+        return fc1 + act
+
+    if not is_moe:
+        b += ffn(t, model.ffn_hidden_size, tp)
+    else:
+        e = model.moe
+        b += 4.0 * tsp * e.num_experts                                              # router scores (fp32)
+        if e.num_shared_experts:
+            b += ffn(t, e.num_shared_experts * e.shared_ffn, tp)
+        # routed tokens on this device: each token of the SP shard goes to top_k experts; with expert TP
+        # the tokens of the expert-TP group are gathered first
+        r = tsp * e.top_k * par.etp * moe_load_factor
+        b += r * h * (lin + ACT_BYTES)                                              # dispatched input, expert output
+        b += ffn(r, e.expert_ffn_hidden_size, par.etp)
+    return b
+
+
+def inflight_microbatches(par: ParallelConfig, stage: int) -> float:
+    """Micro-batches whose activations a stage holds at its peak, in units of the stage's whole layer set."""
+    p, v, m = par.pp, par.vpp, par.num_microbatches
+    if par.schedule_name == "dualpipe":
+        return min(p + 1, m)            # DeepSeek-V3 Table 2: PP+1 micro-batches of activations
+    if v == 1:
+        return min(p - stage, m)
+    # interleaved 1F1B (Megatron): warm-up chunk-micro-batches of stage s, each 1/v of the stage
+    chunks = min((p - stage - 1) * 2 + (v - 1) * p + 1, m * v)
+    return chunks / v
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Peak memory on one device of one stage (unit: bytes)."""
+
+    stage: int
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    transient: float        # largest short-lived buffer: logits and loss, or a recomputed layer
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.transient
+
+    @property
+    def total_gib(self) -> float:
+        return self.total / GIB
+
+
+def stage_memory(
+    model: ModelConfig, par: ParallelConfig, work: Workload, stage: int, moe_load_factor: float = 1.0
+) -> MemoryBreakdown:
+    chunks = partition(model, par)[stage]
+    sp = stage_params(model, par, chunks)
+    copies = 2.0 if par.schedule_name == "dualpipe" else 1.0   # DualPipe keeps two copies of parameters
+    weights = copies * WEIGHT_BYTES * (sp.dense + sp.expert)
+    grads = copies * GRAD_BYTES * (sp.dense + sp.expert)
+    if par.distributed_optimizer:
+        optim = OPTIM_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp)
+    else:
+        optim = OPTIM_BYTES * (sp.dense + sp.expert)
+    optim *= copies
+    per_mb = 0.0
+    biggest_layer = 0.0
+    for ch in chunks:
+        for is_moe in ch.moe:
+            per_mb += layer_activation_bytes(model, par, work, is_moe, moe_load_factor)
+        if ch.head:
+            for _ in range(model.mtp_layers):
+                per_mb += layer_activation_bytes(model, par, work, model.is_moe, moe_load_factor)
+    acts = per_mb * inflight_microbatches(par, stage)
+    t = par.micro_batch_size * work.seq_len / par.cp
+    transient = 0.0
+    if any(ch.head for ch in chunks):
+        # fp32 logits and their gradient for the micro-batch in flight (vocab-parallel over TP)
+        transient = 2 * 4.0 * t * model.vocab_size / par.tp * (1 + model.mtp_layers)
+    if par.recompute != "none":
+        full = par.model_copy(update={"recompute": "none"})
+        biggest_layer = max(layer_activation_bytes(model, full, work, m, moe_load_factor) for m in (False, True)
+                            if (m and model.is_moe) or (not m and model.num_dense_layers))
+        transient = max(transient, biggest_layer)
+    return MemoryBreakdown(stage=stage, weights=weights, gradients=grads, optimizer=optim,
+                           activations=acts, transient=transient)
+
+
+def peak_memory(
+    model: ModelConfig, par: ParallelConfig, work: Workload, moe_load_factor: float = 1.0
+) -> MemoryBreakdown:
+    """The stage with the largest memory footprint."""
+    return max((stage_memory(model, par, work, s, moe_load_factor) for s in range(par.pp)), key=lambda m: m.total)

@@ -1,0 +1,5 @@
+"""Reports: StepReport, Chrome-trace export."""
+
+from sim.report.report import KINDS, StepReport
+
+__all__ = ["KINDS", "StepReport"]

@@ -1,1 +1,1 @@
-"""analytic."""
+"""Closed-form step estimate sharing the DES's cost model."""

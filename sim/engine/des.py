@@ -197,8 +197,8 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         while i < len(order):
             task = order[i]
             nxt = order[i + 1] if i + 1 < len(order) else None
-            if overlap and task[0] == "F" and nxt is not None and nxt[0] == "B":
-                # steady state: this micro-batch's forward and another's backward run side by side,
+            if overlap and nxt is not None and task[0] != nxt[0] and task[1:] != nxt[1:]:
+                # steady state: one micro-batch's forward and another's backward run side by side,
                 # so one's all-to-all hides behind the other's compute (Megatron 1F1B a2a overlap, DualPipe)
                 pf = env.process(run_task(st, task))
                 pb = env.process(run_task(st, nxt))

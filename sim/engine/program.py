@@ -192,7 +192,7 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
                 flops_f = 0.0
                 flops_re = 0.0
 
-                def layer(layer_segs_fns, grad_dense: float, grad_expert: float = 0.0):
+                def layer(layer_segs_fns, grad_dense: float, grad_expert: float = 0.0, F=F, B=B):
                     nonlocal flops_f, flops_re
                     lf: list[Seg] = []
                     elem = 0.0

@@ -6,7 +6,7 @@ from sim.engine.des import simulate_des
 from sim.engine.spec import RunSpec
 from sim.engine.step import build_step
 from sim.model.flops import flops_per_token
-from sim.model.memory import GIB, peak_memory
+from sim.model.memory import peak_memory
 from sim.report.report import KINDS, StepReport
 
 

@@ -12,7 +12,7 @@ def add_parser(sub):
     p = sub.add_parser("model", help="parameter counts and FLOPs per token of a model preset or YAML",
                        description="Print total and active parameters and model FLOPs per token "
                        "(6 x active matmul params + causal attention, Megatron-LM/DeepSeek-V3 convention).")
-    p.add_argument("model", metavar="NAME_OR_YAML", help="preset name (see `moe-sim model --list`) or a YAML path")
+    p.add_argument("model", metavar="NAME_OR_YAML", help="preset name (an unknown name lists the presets) or a YAML path")
     p.add_argument("--seq", type=int, default=4096, help="sequence length for attention FLOPs (tokens, default 4096)")
     add_format_arg(p)
     return p

@@ -84,20 +84,18 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             ready[key] = env.event()
         return ready[key]
 
+    def push(st: _Stage, intra, inter, lat):
+        """Latency, then the bytes through the stage's scale-up link and NIC at once."""
+        if lat:
+            yield env.timeout(lat)
+        evs = [lk.transfer(n) for lk, n in ((st.intra, intra), (st.nic, inter)) if n]
+        if evs:
+            yield env.all_of(evs)
+
     def comm(st: _Stage, kind, intra, inter, lat, name):
         start = env.now
         busy0 = st.log.compute_s
-        if lat:
-            yield env.timeout(lat)
-        evs = []
-        if intra:
-            evs.append(st.intra.transfer(intra))
-        if inter:
-            evs.append(st.nic.transfer(inter))
-        if len(evs) == 1:
-            yield evs[0]
-        elif evs:
-            yield env.all_of(evs)
+        yield from push(st, intra, inter, lat)
         dur = env.now - start
         hidden = min(dur, st.log.compute_s - busy0) if overlap else 0.0
         st.log.exposed[kind] += dur - hidden
@@ -106,15 +104,12 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     def grad_reduce(st: _Stage, dense, expert):
         c = inp.grad_reduce(dense, expert)
         start = env.now
-        yield env.timeout(c.latency_s)
-        evs = [x for x in (st.intra.transfer(c.intra_bytes), st.nic.transfer(c.inter_bytes))]
-        yield env.all_of(evs)
+        yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
         st.record("grad_reduce", "dp", start, "dp")
 
     def param_gather(st: _Stage, c, key):
         start = env.now
-        yield env.timeout(c.latency_s)
-        yield env.all_of([st.intra.transfer(c.intra_bytes), st.nic.transfer(c.inter_bytes)])
+        yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
         st.record("param_gather", "dp", start, "dp")
         param_ready[key].succeed()
 
@@ -154,37 +149,17 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         st.leave()
         st.record(f"{ph}{mb}.c{c}", "task", start, "task")
         st.log.last_task_end = max(st.log.last_task_end, env.now)
-        ev((ph, s, c, mb))
-        # send the activation (F) or gradient (B) to the neighbour stage
-        nxt = None
-        if ph == "F":
-            if s < pp - 1:
-                nxt = ("F", s, c, mb)
-            elif c < vpp - 1:
-                nxt = ("F", s, c, mb)
+        key = (ph, s, c, mb)
+        if (ph == "F" and s == pp - 1 and c == vpp - 1) or (ph == "B" and s == 0 and c == 0):
+            if ph == "F":
+                ev(key).succeed()          # the last stage's own backward consumes it, no send
         else:
-            if s > 0:
-                nxt = ("B", s, c, mb)
-            elif c > 0:
-                nxt = ("B", s, c, mb)
-        if ph == "F" and s == pp - 1 and c == vpp - 1:
-            ready.setdefault(("F", s, c, mb), env.event())
-            if not ready[("F", s, c, mb)].triggered:
-                ready[("F", s, c, mb)].succeed()
-        if nxt is not None:
-            env.process(p2p_send(st, nxt))
+            env.process(p2p_send(st, key))  # activation (F) or gradient (B) to the neighbour stage
 
     def p2p_send(st: _Stage, key):
         start = env.now
         c = inp.p2p
-        yield env.timeout(c.latency_s)
-        evs = []
-        if c.intra_bytes:
-            evs.append(st.intra.transfer(c.intra_bytes))
-        if c.inter_bytes:
-            evs.append(st.nic.transfer(c.inter_bytes))
-        if evs:
-            yield env.all_of(evs)
+        yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
         arrived_dur[key] = env.now - start
         st.record(f"send {key[0]}{key[3]}", "pp_p2p", start, "p2p")
         e = ev(key)

@@ -12,7 +12,6 @@ from sim.config.model import ModelConfig
 from sim.config.parallel import ParallelConfig
 from sim.config.routing import RoutingConfig
 from sim.config.workload import Workload
-from sim.errors import UserError
 
 
 class RunSpec(StrictModel):
@@ -48,7 +47,4 @@ def load_runspec(path: str) -> RunSpec:
 
 
 def make_runspec(data: dict, source: str = "run") -> RunSpec:
-    try:
-        return parse(RunSpec, resolve_refs(data), source)
-    except UserError:
-        raise
+    return parse(RunSpec, resolve_refs(data), source)

@@ -15,6 +15,10 @@ COMMANDS = {
     "profiles": "sim.cli.profiles_cmd",
     "route": "sim.cli.route_cmd",
     "run": "sim.cli.run_cmd",
+    "search": "sim.cli.search_cmd",
+    "sweep": "sim.cli.sweep_cmd",
+    "plot": "sim.cli.plot_cmd",
+    "validate": "sim.cli.validate_cmd",
 }
 
 

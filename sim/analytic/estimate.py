@@ -1,82 +1,166 @@
 """Closed-form step estimate from the same segment lists the DES plays (fast screening).
 
-Per stage, a forward and a backward of one micro-batch cost the sum of their segments, each
-communication at its uncontended time (CommModel.time). The pipeline is the classic
-(m - 1) x slowest stage + one pass through every stage; interleaving divides the fill and
-drain by vpp. Gradient reduction overlaps the last backward; what does not fit is exposed.
+Each task costs the sum of its segments, communication at its uncontended time
+(CommModel.time). Two tasks run side by side cost the larger of their compute (slowed by the
+profile's comm_sm_fraction) and each one's own chain of compute and communication. The pipeline:
+
+- 1F1B / interleaved: (m - 1) x the slowest stage's micro-batch + one pass through every stage;
+  interleaving divides the fill and drain by vpp (Narayanan et al. 2021).
+- DualPipe: each rank's slots summed in schedule order, plus the DualPipe bubble
+  (PP/2 - 1)(F&B + B - 3W) (DeepSeek-V3 report, Table 2).
+
+Gradient reduction overlaps the last backward; what does not fit is exposed. Results come back
+in the DES's own types so the report reads both alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import defaultdict
+from functools import lru_cache
 
 import numpy as np
 
+from sim.engine.des import DESResult, StageLog
 from sim.engine.step import StepInputs
+from sim.schedule.pipeline import dualpipe, model_stage
 
 
-@dataclass
-class StageEstimate:
-    busy_s: float
-    exposed: dict = field(default_factory=dict)
-    last_task_end: float = 0.0
-    end: float = 0.0
+class _Cost:
+    """Time, compute and exposed communication of one task kind, averaged over routing samples."""
+
+    __slots__ = ("time", "compute", "exposed")
+
+    def __init__(self, time=0.0, compute=0.0, exposed=None):
+        self.time, self.compute, self.exposed = time, compute, exposed or {}
 
 
-@dataclass
-class EstimateResult:
-    step_time_s: float
-    stages: list[StageEstimate]
-    pipeline_span_s: float
-    trace: None = None
-
-
-def _task_time(inp: StepInputs, segs) -> tuple[float, dict, float]:
-    t, exposed, grads = 0.0, {}, 0.0
+def _task(inp: StepInputs, segs) -> tuple[float, float, dict]:
+    t = comp = 0.0
+    exposed: dict = {}
+    bw_i, bw_n = inp.comm.intra_bw, inp.comm.nic_bw
     for kind, c, a, b, lat in segs:
-        if kind == "compute":
+        if kind in ("compute", "wgrad"):
             t += c
-        elif kind == "grad":
-            grads += inp.comm.time(inp.grad_reduce(a, b))
-        else:
-            d = c + lat + max(a / inp.comm.intra_bw, b / inp.comm.nic_bw)
+            comp += c
+        elif kind != "grad":
+            d = c + lat + max(a / bw_i, b / bw_n)
             t += d
             exposed[kind] = exposed.get(kind, 0.0) + d
-    return t, exposed, grads
+    return t, comp, exposed
 
 
-def estimate(inp: StepInputs) -> EstimateResult:
+def _mean_cost(inp: StepInputs, table, ms: int, mc: int, weights) -> _Cost:
+    out = _Cost()
+    for j, w in enumerate(weights):
+        if w == 0:
+            continue
+        t, comp, ex = _task(inp, table[ms][mc][j])
+        out.time += w * t
+        out.compute += w * comp
+        for k, v in ex.items():
+            out.exposed[k] = out.exposed.get(k, 0.0) + w * v
+    return out
+
+
+def _pair(a: _Cost, b: _Cost, slow: float) -> float:
+    """Two tasks side by side on one device: shared compute (slowed while communication is in
+    flight beside it), each one's own chain of compute and communication."""
+    comp = a.compute + b.compute
+    comm = (a.time - a.compute) + (b.time - b.compute)
+    return max(comp + (slow - 1.0) * min(comm, comp), a.time, b.time)
+
+
+def _grad_time(inp: StepInputs, segs) -> float:
+    return sum(inp.comm.time(inp.grad_reduce(a, b)) for kind, _c, a, b, _l in segs if kind == "grad")
+
+
+@lru_cache(maxsize=64)
+def _dualpipe_slots(pp: int, m: int) -> tuple:
+    return tuple(tuple(dualpipe(pp, m, r)) for r in range(pp))
+
+
+def estimate(inp: StepInputs) -> DESResult:
     par = inp.spec.parallel
     pp, vpp, m = par.pp, par.vpp, par.num_microbatches
+    name = inp.order_name
     pr = inp.programs
     S = pr.num_samples
     weights = np.bincount(np.arange(m) % S, minlength=S) / m      # micro-batches per routing sample
-    per_stage, exposed_mb, grad_s = [], [], []
-    for s in range(pp):
-        tot, exp, g = 0.0, {}, 0.0
-        for c in range(vpp):
-            for j in range(S):
-                for segs in (pr.fwd[s][c][j], pr.bwd[s][c][j]):
-                    t, e, gr = _task_time(inp, segs)
-                    tot += weights[j] * t
-                    for k, v in e.items():
-                        exp[k] = exp.get(k, 0.0) + weights[j] * v
-                    g += weights[j] * gr
-        per_stage.append(tot)          # one micro-batch through all of the stage's chunks, F + B
-        exposed_mb.append(exp)
-        grad_s.append(g)
+    slow = 1.0 / (1.0 - inp.spec.hardware.device.comm_sm_fraction)
     p2p = inp.comm.time(inp.p2p) if pp > 1 else 0.0
-    slow = max(per_stage)
-    fill = sum(per_stage) / vpp - slow / vpp + 2 * (pp - 1) * p2p
-    span = m * slow + fill
-    stages = []
+    chunks = 2 if name == "dualpipe" else vpp
+    costs = {}                                                     # (stage, chunk, phase) -> _Cost
+    grads = [0.0] * pp
     for s in range(pp):
-        busy = m * per_stage[s]
-        ex = {k: m * v for k, v in exposed_mb[s].items()}
+        for c in range(chunks):
+            ms, mc = model_stage(name, pp, s, c)
+            for ph, table in (("F", pr.fwd), ("B", pr.bwd), ("b", pr.bwd_input), ("W", pr.bwd_weight)):
+                costs[s, c, ph] = _mean_cost(inp, table, ms, mc, weights)
+            grads[s] += _grad_time(inp, pr.bwd[ms][mc][0])
+    logs = [StageLog() for _ in range(pp)]
+    exposed_mb = []
+    if name == "dualpipe":
+        busy = []
+        for s, slots in enumerate(_dualpipe_slots(pp, m)):
+            t = 0.0
+            ex: dict = defaultdict(float)
+            for slot in slots:
+                if len(slot) == 1:
+                    ph, c, _ = slot[0]
+                    k = costs[s, c, ph]
+                    t += k.time
+                    logs[s].phases[{"F": "forward", "W": "weight_grad"}.get(ph, "backward")] += k.time
+                    for kk, v in k.exposed.items():
+                        ex[kk] += v
+                else:
+                    a, b = (costs[s, tk[1], tk[0]] for tk in slot)
+                    d = _pair(a, b, slow)
+                    t += d
+                    logs[s].phases["overlapped"] += d
+                    for kk in set(a.exposed) | set(b.exposed):   # exposed only past the other's compute
+                        ex[kk] += max(0.0, d - (a.compute + b.compute)) * 0.5
+            busy.append(t)
+            exposed_mb.append(ex)
+        mean = lambda ph, c: sum(costs[s, c, ph].time for s in range(pp)) / pp   # noqa: E731
+        fb = sum(_pair(costs[s, 0, "F"], costs[s, 1, "B"], slow) for s in range(pp)) / pp
+        bubble = max(0.0, (pp // 2 - 1) * (fb + mean("b", 0) - 3 * mean("W", 0))) + 2 * (pp - 1) * p2p
+        span = max(busy) + bubble
+    else:
+        per = []
+        for s in range(pp):
+            tot = 0.0
+            ex = defaultdict(float)
+            for c in range(vpp):
+                f, b = costs[s, c, "F"], costs[s, c, "B"]
+                tot += _pair(f, b, slow) if par.a2a_overlap else f.time + b.time
+                for kk, v in list(f.exposed.items()) + list(b.exposed.items()):
+                    ex[kk] += v
+            per.append(tot)          # one micro-batch through all of the stage's chunks, F + B
+            exposed_mb.append({k: v * m for k, v in ex.items()})
+        slowest = max(per)
+        fill = sum(per) / vpp - slowest / vpp + 2 * (pp - 1) * p2p
+        span = m * slowest + fill
+        busy = [m * t for t in per]
+        for s in range(pp):
+            for c in range(vpp):
+                f, b = costs[s, c, "F"], costs[s, c, "B"]
+                if par.a2a_overlap:
+                    logs[s].phases["overlapped"] += m * _pair(f, b, slow)
+                else:
+                    logs[s].phases["forward"] += m * f.time
+                    logs[s].phases["backward"] += m * b.time
+    for s in range(pp):
+        lg = logs[s]
+        lg.busy_s = busy[s]
+        lg.exposed = defaultdict(float, exposed_mb[s])
         ag = sum(inp.comm.time(c) for c in inp.param_gather[s])
-        dp = max(0.0, grad_s[s] - per_stage[s] / vpp / 2) + ag   # reduction hidden behind the last backward
-        ex["dp"] = dp
-        ex["pp_p2p"] = 2 * (pp - 1) * p2p / pp if pp > 1 else 0.0
-        stages.append(StageEstimate(busy_s=busy, exposed=ex, last_task_end=span,
-                                    end=span + dp + inp.optimizer_s[s]))
-    return EstimateResult(step_time_s=max(st.end for st in stages), stages=stages, pipeline_span_s=span)
+        last_bwd = costs[s, 0, "B"].time
+        dp = max(0.0, grads[s] - last_bwd / 2) + ag                 # reduction hidden behind the last backward
+        lg.exposed["dp"] += dp
+        lg.exposed["pp_p2p"] += 2 * (pp - 1) * p2p / pp if pp > 1 else 0.0
+        lg.last_task_end = span
+        lg.end = span + dp + inp.optimizer_s[s]
+        lg.phases["bubble"] += span - busy[s]
+        lg.phases["optimizer"] += dp + inp.optimizer_s[s]
+    step = max(lg.end for lg in logs)
+    return DESResult(step_time_s=step, stages=logs, pipeline_span_s=span, trace=None)

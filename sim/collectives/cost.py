@@ -92,7 +92,9 @@ class CommModel:
         vol = factor * (g.size - 1) / g.size * nbytes
         steps = factor * (g.size - 1)
         if g.nodes == 1:
-            share = self._intra_peer_share(1)
+            # switch: a ring gets the device's full bandwidth. Full mesh: HCCL-style mesh algorithms
+            # send to all g-1 peers at once over their dedicated links (a ring would use one link)
+            share = self._intra_peer_share(g.size - 1)
             return CommCost(intra_bytes=vol / (self.ce.intra_node * share), latency_s=steps * self.intra_lat)
         return CommCost(inter_bytes=vol / self.ce.inter_node, latency_s=steps * self.inter_lat)
 

@@ -36,6 +36,11 @@ class DeviceSpec(StrictModel):
         0.8, description="Achieved fraction of HBM bandwidth for memory-bound ops (unit: fraction)", gt=0, le=1
     )
     power_w: float | None = Field(None, description="Board/module power (unit: W)", gt=0)
+    comm_sm_fraction: float = Field(
+        0.0, description="Fraction of the compute units that communication kernels occupy while they run "
+        "beside compute (GPU all-to-all kernels run on SMs; NPU collectives on separate DMA engines) "
+        "(unit: fraction)", ge=0, lt=1,
+    )
 
     @field_validator("gemm_efficiency")
     @classmethod

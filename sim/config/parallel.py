@@ -120,4 +120,7 @@ class ParallelConfig(StrictModel):
             )
         if self.schedule == "dualpipe" and self.pp % 2:
             raise ValueError(f"schedule 'dualpipe' needs an even pp (got {self.pp})")
+        if self.schedule == "dualpipe" and (self.num_microbatches % 2 or self.num_microbatches < 2 * self.pp):
+            raise ValueError(f"schedule 'dualpipe' needs an even number of micro-batches >= 2*pp "
+                             f"(got {self.num_microbatches} for pp {self.pp})")
         return self

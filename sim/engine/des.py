@@ -1,10 +1,17 @@
 """The discrete-event executor: one training step played with SimPy.
 
-One process per pipeline stage (``pipeline_stage``) runs its schedule's tasks; each task
-(``run_task``) walks its segment list, holding the stage's compute stream for compute and
-pushing communication bytes through the stage's shared scale-up link and NIC. Data-parallel
-replicas are symmetric and represented by one; the EP ranks of a stage enter as the hottest
-rank's costs, prepared with numpy (see engine.routing_costs).
+One process per pipeline stage (``pipeline_stage``) walks its schedule's slots; a slot runs one
+task, or two side by side (a forward beside another micro-batch's backward). Each task
+(``run_task``) walks its segment list, holding the stage's compute stream for compute and pushing
+communication bytes through the stage's shared scale-up link and NIC. While two tasks overlap,
+GPU communication kernels take the profile's ``comm_sm_fraction`` of the compute units, so a
+compute segment that starts while an in-layer collective (TP, CP, EP all-to-all) of the other task
+is in flight runs that much slower (pipeline sends and DP collectives use a channel or two: ignored). Data-parallel replicas are symmetric and represented by one; the
+EP ranks of a stage enter as the hottest rank's costs, prepared with numpy (engine.routing_costs).
+
+Every instant of a stage's step is attributed to one state (``PHASES``): idle (the pipeline
+bubble), forward, backward, weight-gradient, overlapped forward+backward, or optimizer (the
+tail after the stage's last task: waiting for the gradient reduction, then the update).
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import simpy
 
 from sim.cluster.link import SharedLink
 from sim.engine.step import StepInputs
-from sim.schedule.pipeline import dependency, schedule
+from sim.schedule.pipeline import dependency, has_consumer, microbatches_per_chunk, model_stage, schedule
 
 KINDS = ("tp", "cp", "ep_a2a", "pp_p2p", "dp")
+PHASES = ("forward", "backward", "weight_grad", "overlapped", "bubble", "optimizer")
+_PHASE_OF = {"F": "forward", "B": "backward", "b": "backward", "W": "weight_grad", "FB": "overlapped"}
 
 
 @dataclass
@@ -26,6 +35,7 @@ class StageLog:
     busy_s: float = 0.0                      # wall time with at least one task running
     compute_s: float = 0.0
     exposed: dict = field(default_factory=lambda: defaultdict(float))
+    phases: dict = field(default_factory=lambda: defaultdict(float))
     last_task_end: float = 0.0
     end: float = 0.0
 
@@ -45,19 +55,37 @@ class _Stage:
         self.intra = SharedLink(env, inp.comm.intra_bw, f"intra{idx}")
         self.nic = SharedLink(env, inp.comm.nic_bw, f"nic{idx}")
         self.log = StageLog()
-        self.active = 0
-        self.active_since = 0.0
+        self.running: list[str] = []          # phases of the tasks running now
+        self.since = 0.0
+        self.compute_since: float | None = None
+        self.comm_active = 0                  # in-layer collectives (tp, cp, ep_a2a) in flight
         self.trace = trace
 
-    def enter(self):
-        if self.active == 0:
-            self.active_since = self.env.now
-        self.active += 1
+    def _state(self) -> str:
+        if not self.running:
+            return "bubble"
+        kinds = {_PHASE_OF[p] for p in self.running}
+        return kinds.pop() if len(kinds) == 1 else "overlapped"
 
-    def leave(self):
-        self.active -= 1
-        if self.active == 0:
-            self.log.busy_s += self.env.now - self.active_since
+    def _close(self):
+        now = self.env.now
+        self.log.phases[self._state()] += now - self.since
+        if self.running:
+            self.log.busy_s += now - self.since
+        self.since = now
+
+    def enter(self, phase: str):
+        self._close()
+        self.running.append(phase)
+
+    def leave(self, phase: str):
+        self._close()
+        self.running.remove(phase)
+
+    def compute_done(self) -> float:
+        """Compute-stream busy time so far, including the segment in progress."""
+        extra = self.env.now - self.compute_since if self.compute_since is not None else 0.0
+        return self.log.compute_s + extra
 
     def record(self, name, cat, start, stream):
         if self.trace is not None and self.env.now > start:
@@ -67,15 +95,19 @@ class _Stage:
 def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     par = inp.spec.parallel
     pp, vpp, m = par.pp, par.vpp, par.num_microbatches
+    name = inp.order_name
     env = simpy.Environment()
     tr: list | None = [] if trace else None
     stages = [_Stage(env, s, inp, tr) for s in range(pp)]
     ready: dict = {}                      # (phase, stage, chunk, mb) -> event (activation/gradient arrived)
     arrived_dur: dict = {}                # same key -> p2p transfer duration
-    orders = schedule(inp.order_name, pp, vpp, m)
+    slots = schedule(name, pp, vpp, m, overlap=par.a2a_overlap)
+    chunks_per_rank = 2 if name == "dualpipe" else vpp
+    last_mb = microbatches_per_chunk(name, m) - 1
     progs = inp.programs
+    tables = {"F": progs.fwd, "B": progs.bwd, "b": progs.bwd_input, "W": progs.bwd_weight}
     S = progs.num_samples
-    overlap = par.a2a_overlap or par.schedule_name == "dualpipe"
+    slowdown = 1.0 / (1.0 - inp.spec.hardware.device.comm_sm_fraction)
     param_ready = {}
     grad_events = defaultdict(list)
 
@@ -92,14 +124,16 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         if evs:
             yield env.all_of(evs)
 
-    def comm(st: _Stage, kind, intra, inter, lat, name):
+    def comm(st: _Stage, kind, intra, inter, lat, label):
         start = env.now
-        busy0 = st.log.compute_s
+        busy0 = st.compute_done()
+        st.comm_active += 1
         yield from push(st, intra, inter, lat)
+        st.comm_active -= 1
         dur = env.now - start
-        hidden = min(dur, st.log.compute_s - busy0) if overlap else 0.0
+        hidden = min(dur, st.compute_done() - busy0)     # the other task's compute ran meanwhile
         st.log.exposed[kind] += dur - hidden
-        st.record(name, kind, start, "comm")
+        st.record(label, kind, start, "comm")
 
     def grad_reduce(st: _Stage, dense, expert):
         c = inp.grad_reduce(dense, expert)
@@ -113,48 +147,51 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         st.record("param_gather", "dp", start, "dp")
         param_ready[key].succeed()
 
-    def run_task(st: _Stage, task):
+    def run_task(st: _Stage, task, paired: bool):
         ph, c, mb = task
         s = st.idx
-        dep = dependency(task, s, pp, vpp)
+        dep = dependency(task, s, pp, vpp, name)
         if dep is not None:
             wait0 = env.now
             yield ev(dep)
             waited = env.now - wait0
-            if waited > 0:
+            if waited > 0 and dep[1] != s:
                 st.log.exposed["pp_p2p"] += min(waited, arrived_dur.get(dep, 0.0))
-        elif ph == "B" and s == pp - 1:
-            yield ev(("F", s, c, mb))   # own forward of the last chunk (already done in order)
         if ph == "F" and mb == 0 and (s, c) in param_ready:
             w0 = env.now
             yield param_ready[(s, c)]
             st.log.exposed["dp"] += env.now - w0
-        st.enter()
+        label = "FB" if paired else ph        # a paired slot's whole span counts as overlapped F&B
+        st.enter(label)
         start = env.now
-        segs = (progs.fwd if ph == "F" else progs.bwd)[s][c][mb % S]
-        last_mb = ph == "B" and mb == m - 1
+        ms, mc = model_stage(name, pp, s, c)
+        segs = tables[ph][ms][mc][mb % S]
         for kind, t, a, b, lat in segs:
-            if kind == "compute":
+            if kind == "compute" or kind == "wgrad":
                 with st.compute.request() as req:
                     yield req
                     t0 = env.now
-                    yield env.timeout(t)
-                    st.log.compute_s += t
+                    scale = slowdown if st.comm_active else 1.0   # comm kernels hold some compute units
+                    st.compute_since = t0
+                    yield env.timeout(t * scale)
+                    st.compute_since = None
+                    st.log.compute_s += t * scale
                     st.record(f"{ph}{mb}.c{c}", "compute", t0, "compute")
             elif kind == "grad":
-                if last_mb:
+                if mb == last_mb:
                     grad_events[s].append(env.process(grad_reduce(st, a, b)))
             else:
                 yield from comm(st, kind, a, b, lat, f"{kind}:{ph}{mb}")
-        st.leave()
+        st.leave(label)
         st.record(f"{ph}{mb}.c{c}", "task", start, "task")
         st.log.last_task_end = max(st.log.last_task_end, env.now)
-        key = (ph, s, c, mb)
-        if (ph == "F" and s == pp - 1 and c == vpp - 1) or (ph == "B" and s == 0 and c == 0):
-            if ph == "F":
-                ev(key).succeed()          # the last stage's own backward consumes it, no send
+        if ph == "W":
+            return
+        key = ("F" if ph == "F" else "B", s, c, mb)
+        if has_consumer(ph, s, c, pp, vpp, name):
+            env.process(p2p_send(st, key))   # activation (F) or gradient (B) to the neighbour stage
         else:
-            env.process(p2p_send(st, key))  # activation (F) or gradient (B) to the neighbour stage
+            ev(key).succeed()                # consumed on this stage (the last stage's own backward)
 
     def p2p_send(st: _Stage, key):
         start = env.now
@@ -167,34 +204,25 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             e.succeed()
 
     def pipeline_stage(st: _Stage):
-        order = orders[st.idx]
-        i = 0
-        while i < len(order):
-            task = order[i]
-            nxt = order[i + 1] if i + 1 < len(order) else None
-            if overlap and nxt is not None and task[0] != nxt[0] and task[1:] != nxt[1:]:
-                # steady state: one micro-batch's forward and another's backward run side by side,
-                # so one's all-to-all hides behind the other's compute (Megatron 1F1B a2a overlap, DualPipe)
-                pf = env.process(run_task(st, task))
-                pb = env.process(run_task(st, nxt))
-                yield pf & pb
-                i += 2
+        for slot in slots[st.idx]:
+            if len(slot) == 1:
+                yield env.process(run_task(st, slot[0], False))
             else:
-                yield env.process(run_task(st, task))
-                i += 1
-        if grad_events[st.idx]:
-            w0 = env.now
-            yield env.all_of(grad_events[st.idx])
-            st.log.exposed["dp"] += env.now - w0
+                yield env.all_of([env.process(run_task(st, t, True)) for t in slot])
+        st._close()
         t0 = env.now
+        if grad_events[st.idx]:                  # the optimizer step waits for its gradients
+            yield env.all_of(grad_events[st.idx])
+            st.log.exposed["dp"] += env.now - t0
+        t1 = env.now
         yield env.timeout(inp.optimizer_s[st.idx])
-        st.record("optimizer", "optimizer", t0, "compute")
+        st.record("optimizer", "optimizer", t1, "compute")
+        st.log.phases["optimizer"] += env.now - t0
+        st.since = env.now
         st.log.end = env.now
 
-    # the ready-events of a task are keyed by its own identity; a consumer waits on its producer's key
-    # (dependency() returns the producer), so p2p_send fires the producer's key on arrival.
     for st in stages:
-        for c in range(vpp):
+        for c in range(chunks_per_rank):
             cost = inp.param_gather[st.idx][c]
             if cost.intra_bytes or cost.inter_bytes:
                 param_ready[(st.idx, c)] = env.event()
@@ -202,5 +230,7 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         env.process(pipeline_stage(st))
     env.run()
     step = max(st.log.end for st in stages)
+    for st in stages:                          # a stage that finished early idles until the step ends
+        st.log.phases["bubble"] += step - st.log.end
     span = max(st.log.last_task_end for st in stages)
     return DESResult(step_time_s=step, stages=[st.log for st in stages], pipeline_span_s=span, trace=tr)

@@ -1,16 +1,27 @@
 """The work of one (stage, chunk, phase, routing sample) as an ordered list of segments.
 
 A segment is a tuple ``(kind, compute_s, intra_bytes, inter_bytes, latency_s)``:
-kind "compute" runs on the device's compute stream for compute_s; the other kinds
-("tp", "cp", "ep_a2a") are blocking communication whose effective bytes go through the
-stage's scale-up link and NIC. A kind "grad" marks where a layer's gradients are ready
-(compute_s holds the gradient bytes of that layer, intra/inter unused).
-Both the DES and the analytic estimate read these lists: one cost model, two executors.
+
+- "compute": runs on the device's compute stream for compute_s;
+- "wgrad": weight-gradient GEMMs, also compute; a zero-bubble schedule (DualPipe) defers them
+  to a separate W task, other schedules run them inside the backward;
+- "tp", "cp", "ep_a2a": blocking communication whose effective bytes go through the stage's
+  scale-up link and NIC;
+- "grad": marks where a layer's gradients are complete (intra_bytes holds the dense gradient
+  element count, inter_bytes the expert one; compute_s unused).
+
+The builder first emits typed pieces per layer ("gemm", "core", "elem" and communication); the
+backward is derived from them: a GEMM's backward is a data-gradient GEMM plus a weight-gradient
+GEMM of the same size, flash-attention's core backward costs 2.5x its forward (five matmuls
+against two: Dao 2023, FlashAttention-2 sec. 3.1), a memory-bound op's backward moves twice its
+bytes (it reads the saved input and the incoming gradient). Both the DES and the analytic
+estimate read these lists: one cost model, two executors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,21 +36,34 @@ from sim.model.flops import attention_core_flops, attention_proj_flops
 from sim.model.params import attention_params, ffn_params
 from sim.model.partition import Chunk, partition
 
-ACT = 2.0   # bf16 activation bytes
+ACT = 2.0                 # bf16 activation bytes
+CORE_BWD = 2.5            # flash-attention backward / forward time (FlashAttention-2: 5 matmuls vs 2)
+ELEM_BWD = 2.0            # memory-bound backward / forward bytes (reads saved input and gradient, writes gradient)
 
 Seg = tuple  # (kind, compute_s, intra_bytes, inter_bytes, latency_s)
+COMPUTE_PIECES = ("gemm", "core", "elem")
 
 
 def _comm(kind: str, c: CommCost) -> Seg:
     return (kind, 0.0, c.intra_bytes, c.inter_bytes, c.latency_s)
 
 
+def _piece(kind: str, t: float) -> Seg:
+    return (kind, float(t), 0.0, 0.0, 0.0)
+
+
 @dataclass
 class Programs:
-    """fwd[stage][chunk][sample] and bwd[...] segment lists, plus per-task FLOPs."""
+    """Segment lists per [stage][chunk][sample] and per-task FLOPs.
+
+    fwd: forward; bwd: full backward (weight gradients inline); bwd_input: the backward without
+    weight gradients (zero-bubble "B"); bwd_weight: the weight gradients alone ("W").
+    """
 
     fwd: list
     bwd: list
+    bwd_input: list
+    bwd_weight: list
     num_samples: int
     chunks: list[list[Chunk]]
     routing: RoutingCosts | None
@@ -48,6 +72,9 @@ class Programs:
 
 
 class ProgramBuilder:
+    """Pieces of one layer of each kind, computed once per run (layers of a kind are identical
+    except for the routed experts, which come from the routing costs per (layer, sample))."""
+
     def __init__(self, model: ModelConfig, par: ParallelConfig, work: Workload, routing: RoutingConfig,
                  cm: ComputeModel, comm: CommModel, num_samples: int = 8):
         self.m, self.p, self.w, self.r, self.cm, self.comm = model, par, work, routing, cm, comm
@@ -68,14 +95,13 @@ class ProgramBuilder:
     def mem(self, nbytes: float) -> float:
         return float(self.cm.memory_time(nbytes))
 
+    @cached_property
     def tp_gather(self) -> CommCost:
-        nbytes = self.t * self.m.hidden_size * ACT
-        if self.tp <= 1:
+        if self.tp <= 1 or not self.p.sequence_parallel:
             return ZERO
-        if self.p.sequence_parallel:
-            return self.comm.all_gather(self.tp_group, nbytes)
-        return ZERO
+        return self.comm.all_gather(self.tp_group, self.t * self.m.hidden_size * ACT)
 
+    @cached_property
     def tp_reduce(self) -> CommCost:
         nbytes = self.t * self.m.hidden_size * ACT
         if self.tp <= 1:
@@ -84,9 +110,9 @@ class ProgramBuilder:
             return self.comm.reduce_scatter(self.tp_group, nbytes)
         return self.comm.all_reduce(self.tp_group, nbytes)
 
-    # ---- one layer, forward ----------------------------------------------------------
-    def attention_fwd(self) -> tuple[list[Seg], float, float]:
-        """Segments, forward FLOPs, and the time of the elementwise part (recomputed by selective)."""
+    # ---- one layer, forward: (pieces, forward FLOPs, selective-recompute pieces) --------
+    @cached_property
+    def attention(self) -> tuple[list[Seg], float, list[Seg]]:
         m, t, tp = self.m, self.t, self.tp
         h = m.hidden_size
         proj = t * attention_proj_flops(m) / tp
@@ -97,93 +123,148 @@ class ProgramBuilder:
         heads_dim = m.num_attention_heads * (m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
                                              if m.attention == "mla" else m.dim_per_head)
         t_elem = self.mem(ACT * (6 * self.tsp * h + 4 * t * heads_dim / tp))   # norm, rope, residual
-        segs = [_comm("tp", self.tp_gather()), ("compute", t_elem + t_proj + t_core, 0.0, 0.0, 0.0)]
+        recompute = [_piece("elem", t_elem)]
+        if m.attention == "mla":
+            # selective recompute regenerates Q, K, V from the latents: the MLA up-projections
+            # (DeepSeek-V3 sec. 3.2.3 "Recomputation of RMSNorm and MLA Up-Projection")
+            a, n = m.mla, m.num_attention_heads
+            up = 2.0 * t * n * ((a.q_lora_rank or 0) * (a.qk_nope_head_dim + a.qk_rope_head_dim)
+                                + a.kv_lora_rank * (a.qk_nope_head_dim + a.v_head_dim)) / tp
+            recompute.append(_piece("gemm", self.gemm(up, 2, up / (2 * t))))
+        segs = [_comm("tp", self.tp_gather), _piece("elem", t_elem), _piece("gemm", t_proj),
+                _piece("core", t_core)]
         if self.p.cp > 1:
             kv = (m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) if m.attention == "mla" else 2 * m.kv_heads * m.dim_per_head / tp
             c = self.comm.p2p(ACT * t * kv * (self.p.cp - 1), inter_node=self.cp_group.nodes > 1)
             exposed = max(0.0, self.comm.time(c) - t_core)                 # ring attention overlaps KV passing
             segs.append(("cp", exposed, 0.0, 0.0, 0.0))
-        segs.append(_comm("tp", self.tp_reduce()))
-        return segs, proj + core, t_elem
+        segs.append(_comm("tp", self.tp_reduce))
+        return segs, proj + core, recompute
 
-    def ffn_fwd(self, ffn: int) -> tuple[list[Seg], float, float]:
+    def ffn(self, ffn: int) -> tuple[list[Seg], float, list[Seg]]:
         m, t, tp = self.m, self.t, self.tp
         flops = 2.0 * t * ffn_params(m, ffn) / tp
         n_gemm = 3 if m.activation == "swiglu" else 2
         t_gemm = self.gemm(flops, n_gemm, ffn_params(m, ffn) / tp)
-        t_elem = self.mem(ACT * (3 * t * ffn / tp + 4 * self.tsp * m.hidden_size))
-        segs = [_comm("tp", self.tp_gather()), ("compute", t_gemm + t_elem, 0.0, 0.0, 0.0),
-                _comm("tp", self.tp_reduce())]
-        return segs, flops, t_elem
+        t_act = self.mem(ACT * 3 * t * ffn / tp)
+        t_norm = self.mem(ACT * 4 * self.tsp * m.hidden_size)
+        segs = [_comm("tp", self.tp_gather), _piece("elem", t_norm), _piece("gemm", t_gemm),
+                _piece("elem", t_act), _comm("tp", self.tp_reduce)]
+        return segs, flops, [_piece("elem", t_norm + t_act)]
 
-    def moe_fwd(self, li: int, s: int, rc: RoutingCosts) -> tuple[list[Seg], float, float]:
+    @cached_property
+    def dense_ffn(self):
+        return self.ffn(self.m.ffn_hidden_size)
+
+    @cached_property
+    def moe_fixed(self) -> tuple[list[Seg], float, list[Seg]]:
+        """The routing-independent part of an MoE block: norm, router, shared experts."""
         m, t, tp = self.m, self.t, self.tp
         e, h = m.moe, m.hidden_size
         flops = 2.0 * self.tsp * h * e.num_experts
         t_router = self.gemm(flops, 1, h * e.num_experts, low_precision=False)
-        t_router += self.mem(4.0 * self.tsp * e.num_experts * 3)
-        pre = [_comm("tp", self.tp_gather())] if (tp > 1 and e.num_shared_experts) else []
-        t_shared = 0.0
+        t_router_elem = self.mem(4.0 * self.tsp * e.num_experts * 3)
+        t_norm = self.mem(ACT * 4 * self.tsp * h)
+        pre = [_comm("tp", self.tp_gather)] if (tp > 1 and e.num_shared_experts) else []
+        pieces = pre + [_piece("elem", t_norm + t_router_elem), _piece("gemm", t_router)]
+        recompute = [_piece("elem", t_norm)]
         if e.num_shared_experts:
             sf = e.num_shared_experts * e.shared_ffn
             sflops = 2.0 * t * ffn_params(m, sf) / tp
-            t_shared = self.gemm(sflops, 3 if m.activation == "swiglu" else 2, ffn_params(m, sf) / tp)
-            t_shared += self.mem(ACT * 3 * t * sf / tp)
+            pieces.append(_piece("gemm", self.gemm(sflops, 3 if m.activation == "swiglu" else 2,
+                                                   ffn_params(m, sf) / tp)))
+            t_act = self.mem(ACT * 3 * t * sf / tp)
+            pieces.append(_piece("elem", t_act))
+            recompute.append(_piece("elem", t_act))
             flops += sflops
-        t_norm = self.mem(ACT * 4 * self.tsp * h)
+        return pieces, flops, recompute
+
+    def moe(self, li: int, s: int, rc: RoutingCosts) -> tuple[list[Seg], float, list[Seg]]:
+        pieces, flops, recompute = self.moe_fixed
         dispatch_scale = 0.5 * (1.0 + 1.0 / 64) if self.fp8 else 1.0    # FP8 dispatch with 1/128 scales (DeepSeek-V3 sec 3.3)
-        a2a = self.comm.all_to_all(0.0, 0.0, rc.a2a_peers_intra, rc.a2a_peers_inter)
-        lat = a2a.latency_s
+        lat = rc.a2a_latency_s
         dispatch = ("ep_a2a", 0.0, rc.a2a_intra[li, s] * dispatch_scale, rc.a2a_inter[li, s] * dispatch_scale, lat)
         combine = ("ep_a2a", 0.0, rc.a2a_intra[li, s], rc.a2a_inter[li, s], lat)
-        segs = pre + [("compute", t_norm + t_router + t_shared, 0.0, 0.0, 0.0), dispatch,
-                      ("compute", float(rc.expert_fwd_s[li, s]), 0.0, 0.0, 0.0), combine]
-        if pre:
-            segs.append(_comm("tp", self.tp_reduce()))
-        flops += float(rc.expert_flops_mean[li, s])
-        return segs, flops, t_norm
+        segs = pieces + [dispatch, _piece("gemm", rc.expert_gemm_s[li, s]),
+                         _piece("elem", rc.expert_elem_s[li, s]), combine]
+        if self.tp > 1 and self.m.moe.num_shared_experts:
+            segs.append(_comm("tp", self.tp_reduce))
+        # selective recompute also redoes the routed experts' activation function (SwiGLU output)
+        recompute = recompute + [_piece("elem", rc.expert_elem_s[li, s])]
+        return segs, flops + float(rc.expert_flops_mean[li, s]), recompute
 
 
-def _merge(segs: list[Seg]) -> list[Seg]:
-    """Drop empty comm, merge adjacent compute segments."""
+def to_forward(pieces: list[Seg]) -> list[Seg]:
+    return [(("compute",) + p[1:]) if p[0] in COMPUTE_PIECES else p for p in pieces]
+
+
+def to_backward(pieces: list[Seg]) -> list[Seg]:
+    """The backward of a layer's forward pieces: reversed; communication repeated (AG <-> RS and
+    dispatch <-> combine swap roles but move the same bytes)."""
+    out: list[Seg] = []
+    for k, c, a, b, lat in reversed(pieces):
+        if k == "gemm":
+            out.append(("compute", c, 0.0, 0.0, 0.0))      # data gradient
+            out.append(("wgrad", c, 0.0, 0.0, 0.0))        # weight gradient
+        elif k == "core":
+            out.append(("compute", CORE_BWD * c, 0.0, 0.0, 0.0))
+        elif k == "elem":
+            out.append(("compute", ELEM_BWD * c, 0.0, 0.0, 0.0))
+        else:
+            out.append((k, c, a, b, lat))
+    return out
+
+
+def merge(segs: list[Seg]) -> list[Seg]:
+    """Drop empty communication, merge adjacent segments of the same compute kind."""
     out: list[Seg] = []
     for sg in segs:
-        if sg[0] not in ("compute", "grad") and sg[1] == 0 and sg[2] == 0 and sg[3] == 0:
+        k = sg[0]
+        if k not in ("compute", "wgrad", "grad") and sg[1] == 0 and sg[2] == 0 and sg[3] == 0:
             continue
-        if sg[0] == "compute" and out and out[-1][0] == "compute":
-            out[-1] = ("compute", out[-1][1] + sg[1], 0.0, 0.0, 0.0)
+        if k in ("compute", "wgrad") and out and out[-1][0] == k:
+            out[-1] = (k, out[-1][1] + sg[1], 0.0, 0.0, 0.0)
         else:
             out.append(sg)
     return out
 
 
-def _backward(segs: list[Seg]) -> list[Seg]:
-    """The backward of a forward segment list: reversed, compute x2 (data + weight gradients),
-    communication repeated (AG <-> RS swap, dispatch <-> combine swap)."""
-    out = []
-    for k, c, a, b, lat in reversed(segs):
-        out.append((k, 2.0 * c, a, b, lat) if k == "compute" else (k, c, a, b, lat))
-    return out
+def split_backward(bwd: list[Seg]) -> tuple[list[Seg], list[Seg]]:
+    """(input-gradient part, weight-gradient part) of a backward segment list."""
+    b = merge([s for s in bwd if s[0] not in ("wgrad", "grad")])
+    w = merge([s for s in bwd if s[0] in ("wgrad", "grad")])
+    return b, w
 
 
 def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, routing: RoutingConfig,
-                   cm: ComputeModel, comm: CommModel, rng: np.random.Generator, num_samples: int = 8) -> Programs:
+                   cm: ComputeModel, comm: CommModel, rng: np.random.Generator, num_samples: int = 8,
+                   routing_layers: int | None = None) -> Programs:
+    """routing_layers: distinct MoE layers to sample routing for (None: every layer); layers beyond
+    it reuse the samples cyclically (the analytic screen samples a few layers)."""
     b = ProgramBuilder(model, par, work, routing, cm, comm, num_samples)
     chunks = partition(model, par)
     S = b.S
     moe_layers = [i for i in range(model.num_layers) if model.is_moe and i >= model.first_k_dense_layers]
+    n_moe = len(moe_layers) + (model.mtp_layers if model.is_moe else 0)
     moe_index = {li: j for j, li in enumerate(moe_layers)}
     rc = None
+    L = n_moe
     if model.is_moe:
-        n = len(moe_layers) + model.mtp_layers
-        tokens_per_rank = int(round(b.tsp))
-        rc = routing_costs(model, par, routing, cm, comm, tokens_per_rank, n, S, rng)
+        L = n_moe if routing_layers is None else max(1, min(routing_layers, n_moe))
+        rc = routing_costs(model, par, routing, cm, comm, int(round(b.tsp)), L, S, rng)
     h, t, tp = model.hidden_size, b.t, par.tp
     recompute = par.recompute
-    fwd = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)]
-    bwd = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)]
+    shape = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)]
+    fwd, bwd = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)], [r[:] for r in shape]
+    bwd_in, bwd_w = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)], [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)]
     hw_f = [[0.0] * par.vpp for _ in range(par.pp)]
     hw_b = [[0.0] * par.vpp for _ in range(par.pp)]
+    att = b.attention
+    dense_grad = (attention_params(model) + ffn_params(model, model.ffn_hidden_size)) / tp
+    if model.is_moe:
+        e = model.moe
+        moe_grad = ((attention_params(model) + e.num_shared_experts * ffn_params(model, e.shared_ffn)) / tp,
+                    (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp)
     for st in range(par.pp):
         for c, ch in enumerate(chunks[st]):
             for s in range(S):
@@ -192,60 +273,55 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
                 flops_f = 0.0
                 flops_re = 0.0
 
-                def layer(layer_segs_fns, grad_dense: float, grad_expert: float = 0.0, F=F, B=B):
+                def layer(parts, grad_dense: float, grad_expert: float = 0.0):
                     nonlocal flops_f, flops_re
-                    lf: list[Seg] = []
-                    elem = 0.0
+                    pieces: list[Seg] = []
+                    re: list[Seg] = []
                     fl = 0.0
-                    for segs, f_, el in layer_segs_fns:
-                        lf += segs
+                    for segs, f_, r_ in parts:
+                        pieces += segs
                         fl += f_
-                        elem += el
-                    lb = _backward(lf)
+                        re += r_
+                    lb = to_backward(pieces)
                     if recompute == "full":
-                        lb = lf + lb
+                        lb = to_forward(pieces) + lb
                         flops_re += fl
                     elif recompute == "selective":
-                        lb = [("compute", elem, 0.0, 0.0, 0.0)] + lb
-                    F.extend(lf)
+                        lb = to_forward(re) + lb
+                    F.extend(to_forward(pieces))
                     B.extend(lb + [("grad", 0.0, grad_dense, grad_expert, 0.0)])
                     flops_f += fl
 
                 if ch.embedding:
-                    t_emb = b.mem(ACT * 2 * t * h / max(tp, 1))
-                    F.append(("compute", t_emb, 0.0, 0.0, 0.0))
-                    F.append(_comm("tp", b.tp_reduce()))
+                    F.append(("compute", b.mem(ACT * 2 * t * h / max(tp, 1)), 0.0, 0.0, 0.0))
+                    F.append(_comm("tp", b.tp_reduce))
                 for li, is_moe in zip(ch.layers, ch.moe, strict=True):
-                    att = b.attention_fwd()
                     if is_moe:
-                        mf = b.moe_fwd(moe_index[li], s, rc)
-                        e = model.moe
-                        gd = (attention_params(model) + e.num_shared_experts * ffn_params(model, e.shared_ffn)) / tp
-                        ge = (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp
+                        layer([att, b.moe(moe_index[li] % L, s, rc)], *moe_grad)
                     else:
-                        mf = b.ffn_fwd(model.ffn_hidden_size)
-                        gd, ge = (attention_params(model) + ffn_params(model, model.ffn_hidden_size)) / tp, 0.0
-                    layer([att, mf], gd, ge)
+                        layer([att, b.dense_ffn], dense_grad)
                 if ch.head:
                     heads = 1 + model.mtp_layers
                     for j in range(model.mtp_layers):
-                        att = b.attention_fwd()
-                        mf = b.moe_fwd(len(moe_layers) + j, s, rc) if model.is_moe else b.ffn_fwd(model.ffn_hidden_size)
-                        proj = b.gemm(2.0 * t * 2 * h * h / tp, 1, 2 * h * h / tp)
-                        layer([([("compute", proj, 0.0, 0.0, 0.0)], 2.0 * t * 2 * h * h / tp, 0.0), att, mf],
-                              (2 * h * h + attention_params(model)) / tp)
+                        mf = b.moe((len(moe_layers) + j) % L, s, rc) if model.is_moe else b.dense_ffn
+                        pf = 2.0 * t * 2 * h * h / tp
+                        proj = ([_piece("gemm", b.gemm(pf, 1, 2 * h * h / tp))], pf, [])
+                        layer([proj, att, mf], (2 * h * h + attention_params(model)) / tp)
                     lm = 2.0 * t * h * model.vocab_size / tp
-                    t_head = heads * (b.gemm(lm, 1, h * model.vocab_size / tp, low_precision=False)
-                                      + b.mem(4.0 * 3 * t * model.vocab_size / tp))
-                    F += [_comm("tp", b.tp_gather()), ("compute", t_head, 0.0, 0.0, 0.0)]
-                    B = [("compute", 2 * t_head, 0.0, 0.0, 0.0), _comm("tp", b.tp_reduce())] + B
+                    t_lm = heads * b.gemm(lm, 1, h * model.vocab_size / tp, low_precision=False)
+                    t_loss = heads * b.mem(4.0 * 3 * t * model.vocab_size / tp)
+                    F += [_comm("tp", b.tp_gather), ("compute", t_lm + t_loss, 0.0, 0.0, 0.0)]
+                    B = [("compute", t_lm + t_loss, 0.0, 0.0, 0.0), ("wgrad", t_lm, 0.0, 0.0, 0.0),
+                         _comm("tp", b.tp_reduce)] + B
                     flops_f += heads * lm
                 if ch.embedding:
-                    B.append(_comm("tp", b.tp_gather()))
-                    B.append(("compute", b.mem(ACT * 2 * t * h / max(tp, 1)), 0.0, 0.0, 0.0))
-                fwd[st][c][s] = _merge(F)
-                bwd[st][c][s] = _merge(B)
+                    B.append(_comm("tp", b.tp_gather))
+                    B.append(("wgrad", b.mem(ACT * 2 * t * h / max(tp, 1)), 0.0, 0.0, 0.0))
+                fwd[st][c][s] = merge(F)
+                bwd[st][c][s] = merge([("compute",) + sg[1:] if sg[0] == "wgrad" else sg for sg in B])
+                bwd_in[st][c][s], bwd_w[st][c][s] = split_backward(B)
                 if s == 0:
                     hw_f[st][c] = flops_f
                     hw_b[st][c] = 2 * flops_f + flops_re
-    return Programs(fwd=fwd, bwd=bwd, num_samples=S, chunks=chunks, routing=rc, hw_flops_fwd=hw_f, hw_flops_bwd=hw_b)
+    return Programs(fwd=fwd, bwd=bwd, bwd_input=bwd_in, bwd_weight=bwd_w, num_samples=S, chunks=chunks,
+                    routing=rc, hw_flops_fwd=hw_f, hw_flops_bwd=hw_b)

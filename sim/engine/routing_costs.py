@@ -21,12 +21,14 @@ from sim.moe.placement import place_experts
 class RoutingCosts:
     """Per (moe_layer, sample) arrays; times in seconds, bytes per device already /efficiency."""
 
-    expert_fwd_s: np.ndarray        # (L, S) hottest rank's grouped-GEMM forward time
+    expert_gemm_s: np.ndarray       # (L, S) hottest rank's grouped-GEMM forward time
+    expert_elem_s: np.ndarray       # (L, S) the same rank's activation function and permutes
     expert_flops_mean: np.ndarray   # (L, S) mean routed-expert FLOPs per rank (forward)
     a2a_intra: np.ndarray           # (L, S) hottest rank's intra-node bytes of one all-to-all (bf16 payload)
     a2a_inter: np.ndarray           # (L, S) hottest rank's inter-node bytes of one all-to-all (bf16 payload)
     a2a_peers_intra: int
     a2a_peers_inter: int
+    a2a_latency_s: float            # one all-to-all's latency term
     imbalance_score: float          # mean over (L, S) of (max_i T_i - min_i T_i) / |X| over EP ranks
     max_over_mean: float            # mean over (L, S) of max/mean EP-rank load
     drop_rate: float
@@ -60,26 +62,34 @@ def routing_costs(
     h, f = model.hidden_size, e.expert_ffn_hidden_size
     n_mat = 3 if model.activation == "swiglu" else 2
     etp = par.etp
-    counts = tpe[..., :, None] * share[None, None]                  # (L, S, E, ep) tokens of expert e on rank r
-    flops_e = 2.0 * counts * h * f * n_mat / etp                    # (L, S, E, ep)
-    per_gemm = flops_e / n_mat
-    wbytes = (share > 0) * (n_mat * h * f / etp) * (1.0 if cm.precision == "fp8" else 2.0)   # (E, ep)
-    t_gemm = cm.gemm_time(flops_e, np.maximum(per_gemm, 1.0), weight_bytes=wbytes[None, None])
-    t_gemm = np.where(counts > 0, t_gemm, 0.0)
+    wb = 1.0 if cm.precision == "fp8" else 2.0
+    if np.all((share == 0) | (share == 1)):
+        # each expert lives on one rank: time every expert once, then sum onto its rank
+        flops_x = 2.0 * tpe * h * f * n_mat / etp                      # (L, S, E)
+        t_x = cm.gemm_time(flops_x, np.maximum(flops_x / n_mat, 1.0), weight_bytes=n_mat * h * f / etp * wb)
+        t_x = np.where(tpe > 0, t_x, 0.0)
+        t_gemm_rank = t_x @ share                                       # (L, S, ep)
+        flops_rank = flops_x @ share                                    # (L, S, ep)
+    else:
+        counts = tpe[..., :, None] * share[None, None]                  # (L, S, E, ep) tokens of expert e on rank r
+        flops_e = 2.0 * counts * h * f * n_mat / etp                    # (L, S, E, ep)
+        wbytes = (share > 0) * (n_mat * h * f / etp) * wb               # (E, ep)
+        t_gemm = cm.gemm_time(flops_e, np.maximum(flops_e / n_mat, 1.0), weight_bytes=wbytes[None, None])
+        t_gemm_rank = np.where(counts > 0, t_gemm, 0.0).sum(axis=2)     # (L, S, ep)
+        flops_rank = flops_e.sum(axis=2)
     # activation function and permute/unpermute on the routed tokens (memory-bound)
-    rank_tokens = counts.sum(axis=2)                                # (L, S, ep)
-    t_elem = cm.memory_time(act_bytes * rank_tokens * (3 * f / etp + 4 * h))
-    rank_time = t_gemm.sum(axis=2) + t_elem                         # (L, S, ep)
-    expert_fwd = rank_time.max(axis=-1)
-    expert_flops_mean = flops_e.sum(axis=2).mean(axis=-1)
+    rank_tokens = tpe @ share                                           # (L, S, ep)
+    t_elem_rank = cm.memory_time(act_bytes * rank_tokens * (3 * f / etp + 4 * h))
+    hot = np.argmax(t_gemm_rank + t_elem_rank, axis=-1)[..., None]      # (L, S, 1) the straggler rank
+    expert_gemm = np.take_along_axis(t_gemm_rank, hot, -1)[..., 0]
+    expert_elem = np.take_along_axis(t_elem_rank, hot, -1)[..., 0]
+    expert_flops_mean = flops_rank.mean(axis=-1)
     # --- all-to-all traffic: every source rank sends tokens/ep of the round; split (E,) over sources
     dpn = comm.dpn
     node_of = np.arange(ep) // max(1, min(dpn, ep))
     same = node_of[:, None] == node_of[None, :]                     # (ep_src, ep_dst)
-    eye = np.eye(ep, dtype=bool)
     # expected pair traffic src->dst: each source holds 1/ep of every expert's tokens
-    pairs = tpe[..., :, None] * share[None, None] / ep              # (L, S, E, ep_dst) per source
-    to_rank = pairs.sum(axis=2)                                     # (L, S, ep_dst) pairs one source sends to each dst
+    to_rank = rank_tokens / ep                                      # (L, S, ep_dst) pairs one source sends to each dst
     bpt = h * act_bytes
     n_nodes = int(node_of.max()) + 1
     local = ep // n_nodes
@@ -107,7 +117,6 @@ def routing_costs(
     else:
         inter = np.maximum(send_tot[..., 0] * (1 - frac_local_dst[..., 0]), recv_inter.max(-1))
         intra = np.maximum(send_intra[..., 0], recv_intra.max(-1))
-    del eye
     a2a_intra = intra * bpt / (comm.ce.all_to_all_intra * comm._intra_peer_share(max(local - 1, 1)))
     a2a_inter = inter * bpt / comm.ce.all_to_all_inter
     # balance metrics over EP ranks
@@ -117,9 +126,10 @@ def routing_costs(
     mom = rank_load.max(-1) / np.maximum(mean, 1e-12)
     dropped = sample.dropped.astype(float)
     return RoutingCosts(
-        expert_fwd_s=expert_fwd, expert_flops_mean=expert_flops_mean,
+        expert_gemm_s=expert_gemm, expert_elem_s=expert_elem, expert_flops_mean=expert_flops_mean,
         a2a_intra=a2a_intra, a2a_inter=a2a_inter,
         a2a_peers_intra=local - 1, a2a_peers_inter=ep - local,
+        a2a_latency_s=comm.all_to_all(0.0, 0.0, local - 1, ep - local).latency_s,
         imbalance_score=float(np.mean(is_)), max_over_mean=float(np.mean(mom)),
         drop_rate=float(dropped.sum() / (tokens * k * dropped.size)) if dropped.size else 0.0,
         max_over_mean_worst=float(np.max(mom)),

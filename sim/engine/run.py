@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sim.engine.des import simulate_des
+from sim.engine.des import PHASES, simulate_des
+from sim.engine.constants import ANALYTIC_ROUTING_LAYERS, ANALYTIC_SAMPLES
 from sim.engine.spec import RunSpec
 from sim.engine.step import build_step
 from sim.model.flops import flops_per_token
@@ -15,7 +16,10 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
     """Simulate one step. A layout that does not fit is reported (fits false, stage, shortfall) and
     not simulated, unless check_memory is False (timing studies of layouts known to be tight)."""
     m, par, w, hw = spec.model, spec.parallel, spec.workload, spec.hardware
-    inp = build_step(spec)
+    # the analytic screen samples routing for a few MoE layers and micro-batches (layers are
+    # statistically alike); the DES samples every layer
+    inp = build_step(spec, num_samples=ANALYTIC_SAMPLES, routing_layers=ANALYTIC_ROUTING_LAYERS) \
+        if executor == "analytic" else build_step(spec)
     rc = inp.programs.routing
     load_factor = rc.max_over_mean_worst if rc is not None else 1.0
     mem = peak_memory(m, par, w, load_factor)
@@ -56,4 +60,5 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
     span = res.pipeline_span_s
     rep.bubble_fraction = sum((span - st.busy_s) / span for st in res.stages) / len(res.stages)
     rep.exposed_comm_s = {k: sum(st.exposed.get(k, 0.0) for st in res.stages) / len(res.stages) for k in KINDS}
+    rep.time_breakdown_s = {k: sum(st.phases.get(k, 0.0) for st in res.stages) / len(res.stages) for k in PHASES}
     return rep

@@ -44,17 +44,21 @@ class StepInputs:
         return c
 
 
-def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES) -> StepInputs:
+def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: int | None = None) -> StepInputs:
+    """routing_layers: MoE layers with their own routing sample (None: all; the analytic screen uses few)."""
     m, par, w, hw = spec.model, spec.parallel, spec.workload, spec.hardware
     cm = ComputeModel(hw, w.precision)
     comm = CommModel(hw)
     rng = np.random.default_rng(spec.routing.seed)
-    programs = build_programs(m, par, w, spec.routing, cm, comm, rng, num_samples)
+    programs = build_programs(m, par, w, spec.routing, cm, comm, rng, num_samples, routing_layers)
     tsp = par.micro_batch_size * w.seq_len / par.cp / (par.tp if (par.sequence_parallel and par.tp > 1) else 1)
     pp_stride = par.tp * par.cp * par.dp
     p2p = comm.p2p(tsp * m.hidden_size * ACT, inter_node=pp_stride >= comm.dpn or par.pp * pp_stride > comm.dpn)
-    g_dense = comm.group(par.dp * par.cp, par.tp)
-    g_expert = comm.group(par.expert_dp, par.ep_effective * par.etp)
+    copies = 2 if par.schedule_name == "dualpipe" else 1
+    # DualPipe's two parameter copies (ranks r and pp-1-r) sum their gradients too: the reduction
+    # group doubles, and the added members sit in another pipeline stage (another node)
+    g_dense = comm.group(par.dp * par.cp * copies, par.tp)
+    g_expert = comm.group(par.expert_dp * copies, par.ep_effective * par.etp)
     opt, pg = [], []
     for st in range(par.pp):
         chunks = programs.chunks[st]
@@ -73,5 +77,9 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES) -> StepInputs:
                     c = c + comm.all_gather(g_expert, cp_.expert * PARAM_BYTES)
             row.append(c)
         pg.append(row)
+    if par.schedule_name == "dualpipe":
+        # rank r holds model stage r (chunk 0) and stage pp-1-r (chunk 1): two parameter copies
+        opt = [opt[r] + opt[par.pp - 1 - r] for r in range(par.pp)]
+        pg = [[pg[r][0], pg[par.pp - 1 - r][0]] for r in range(par.pp)]
     return StepInputs(spec=spec, cm=cm, comm=comm, programs=programs, order_name=par.schedule_name, p2p=p2p,
                       dp_group_dense=g_dense, dp_group_expert=g_expert, optimizer_s=opt, param_gather=pg)

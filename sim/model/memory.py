@@ -146,16 +146,21 @@ class MemoryBreakdown:
 def stage_memory(
     model: ModelConfig, par: ParallelConfig, work: Workload, stage: int, moe_load_factor: float = 1.0
 ) -> MemoryBreakdown:
-    chunks = partition(model, par)[stage]
+    parts = partition(model, par)
+    chunks = parts[stage]
+    inflight = inflight_microbatches(par, stage)
+    if par.schedule_name == "dualpipe":
+        # DualPipe rank r holds model stages r and pp-1-r (two parameter copies overall); its PP+1
+        # in-flight micro-batches are counted in units of one stage, so take the two stages' mean
+        chunks = chunks + parts[par.pp - 1 - stage]
+        inflight /= 2
     sp = stage_params(model, par, chunks)
-    copies = 2.0 if par.schedule_name == "dualpipe" else 1.0   # DualPipe keeps two copies of parameters
-    weights = copies * WEIGHT_BYTES * (sp.dense + sp.expert)
-    grads = copies * GRAD_BYTES * (sp.dense + sp.expert)
+    weights = WEIGHT_BYTES * (sp.dense + sp.expert)
+    grads = GRAD_BYTES * (sp.dense + sp.expert)
     if par.distributed_optimizer:
         optim = OPTIM_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp)
     else:
         optim = OPTIM_BYTES * (sp.dense + sp.expert)
-    optim *= copies
     per_mb = 0.0
     biggest_layer = 0.0
     for ch in chunks:
@@ -164,7 +169,7 @@ def stage_memory(
         if ch.head:
             for _ in range(model.mtp_layers):
                 per_mb += layer_activation_bytes(model, par, work, model.is_moe, moe_load_factor)
-    acts = per_mb * inflight_microbatches(par, stage)
+    acts = per_mb * inflight
     t = par.micro_batch_size * work.seq_len / par.cp
     transient = 0.0
     if any(ch.head for ch in chunks):

@@ -21,6 +21,7 @@ class StepReport:
     hfu: float | None = None
     bubble_fraction: float | None = None
     exposed_comm_s: dict = field(default_factory=dict)
+    time_breakdown_s: dict = field(default_factory=dict)   # mean per stage: what each instant of the step ran
     imbalance_score: float | None = None
     max_over_mean_device_load: float | None = None
     drop_rate: float | None = None
@@ -34,4 +35,5 @@ class StepReport:
             if isinstance(v, float):
                 d[k] = round(v, 9)
         d["exposed_comm_s"] = {k: round(float(v), 9) for k, v in self.exposed_comm_s.items()}
+        d["time_breakdown_s"] = {k: round(float(v), 9) for k, v in self.time_breakdown_s.items()}
         return d

@@ -1,13 +1,21 @@
-"""Pipeline schedules: the order in which each stage runs its forward and backward tasks.
+"""Pipeline schedules: the order in which each stage runs its tasks.
 
-A task is ``(phase, chunk, microbatch)`` with phase "F" or "B". Dependencies are implied by
-the pipeline: F(s, c, m) needs F(s-1, c, m) (or F(pp-1, c-1, m) on stage 0); B(s, c, m) needs
-B(s+1, c, m) (or B(0, c+1, m) on the last stage, or F of the last chunk on the last stage).
+A task is ``(phase, chunk, microbatch)``. Phases: "F" forward; "B" full backward (weight
+gradients inline); "b" input-gradient backward only (zero-bubble split); "W" the deferred weight
+gradients of an earlier "b". A schedule gives each stage a list of *slots*; a slot is a tuple of
+one task, or of two tasks that run side by side (one micro-batch's forward beside another's
+backward, so each one's communication hides behind the other's compute: Megatron's 1F1B
+all-to-all overlap, DeepSeek-V3's DualPipe).
+
+Micro-batch numbers count per chunk direction: in 1F1B and interleaved every chunk sees
+micro-batches 0..m-1; in DualPipe chunk 0 carries micro-batches 0..m/2-1 down the pipeline and
+chunk 1 carries the other m/2 up it.
 """
 
 from __future__ import annotations
 
 Task = tuple[str, int, int]
+Slot = tuple[Task, ...]
 
 
 def one_f_one_b(pp: int, m: int, stage: int) -> list[Task]:
@@ -48,21 +56,137 @@ def interleaved(pp: int, vpp: int, m: int, stage: int) -> list[Task]:
     return order
 
 
-def schedule(name: str, pp: int, vpp: int, m: int) -> list[list[Task]]:
-    """Task order for every stage."""
+def pair_steady_state(order: list[Task]) -> list[Slot]:
+    """Megatron 1F1B a2a overlap: each steady-state forward runs beside the next backward."""
+    slots: list[Slot] = []
+    i = 0
+    while i < len(order):
+        t = order[i]
+        nxt = order[i + 1] if i + 1 < len(order) else None
+        if nxt is not None and t[0] == "F" and nxt[0] == "B" and t[1:] != nxt[1:]:
+            slots.append((t, nxt))
+            i += 2
+        else:
+            slots.append((t,))
+            i += 1
+    return slots
+
+
+def dualpipe(pp: int, m: int, rank: int) -> list[Slot]:
+    """DualPipe (DeepSeek-V3 report sec. 3.2.1; deepseek-ai/DualPipe): rank r holds model stage r
+    as chunk 0 (micro-batches flowing down) and stage pp-1-r as chunk 1 (flowing up). The eight
+    phases, counted by the rank's distance h from the nearer pipeline end:
+    nF0, nF0F1, nB1W1F1, nF0B1F1B0 (main, forward/backward pairs), nB1F1B0, nB1B0, nWB0, nW.
+    "0" is the chunk whose pipeline starts at the rank's own end. Zero-bubble backwards ("b")
+    defer their weight gradients to a later W.
+    """
+    half_pp, half_m = pp // 2, m // 2
+    h = min(rank, pp - 1 - rank)
+    near, far = (0, 1) if rank < half_pp else (1, 0)
+    nf = {near: 0, far: 0}      # next forward micro-batch per chunk
+    nb = {near: 0, far: 0}      # next backward
+    nw: list[Task] = []         # deferred weight-gradient tasks, oldest first
+    slots: list[Slot] = []
+
+    def F(c: int) -> Task:
+        nf[c] += 1
+        return ("F", c, nf[c] - 1)
+
+    def B(c: int, zb: bool = False) -> Task:
+        nb[c] += 1
+        if zb:
+            nw.append(("W", c, nb[c] - 1))
+            return ("b", c, nb[c] - 1)
+        return ("B", c, nb[c] - 1)
+
+    def W() -> Task:
+        return nw.pop(0)
+
+    for _ in range((half_pp - h - 1) * 2):                 # 1: nF0
+        slots.append((F(near),))
+    for _ in range(h + 1):                                  # 2: nF0F1
+        slots.append((F(near),))
+        slots.append((F(far),))
+    for _ in range(half_pp - h - 1):                        # 3: nB1W1F1 (zero bubble)
+        slots.append((B(far, zb=True),))
+        slots.append((W(),))
+        slots.append((F(far),))
+    for _ in range(half_m - pp + h + 1):                    # 4: nF0B1F1B0, overlapped pairs
+        slots.append((F(near), B(far)))
+        slots.append((F(far), B(near)))
+    for _ in range(half_pp - h - 1):                        # 5: nB1F1B0
+        slots.append((B(far),))
+        slots.append((F(far), B(near)))
+    k = 0
+    for _ in range(h + 1):                                  # 6: nB1B0, the second half zero bubble
+        slots.append((B(far, zb=k >= h + 1),))
+        k += 1
+        slots.append((B(near, zb=k >= h + 1),))
+        k += 1
+    for _ in range(half_pp - h - 1):                        # 7: nWB0
+        slots.append((W(),))
+        slots.append((B(near, zb=True),))
+    while nw:                                               # 8: nW
+        slots.append((W(),))
+    return slots
+
+
+def schedule(name: str, pp: int, vpp: int, m: int, overlap: bool = False) -> list[list[Slot]]:
+    """Slots for every stage. overlap: pair steady-state forwards and backwards (1F1B a2a overlap)."""
+    if name == "dualpipe":
+        return [dualpipe(pp, m, s) for s in range(pp)]
     if name == "interleaved":
-        return [interleaved(pp, vpp, m, s) for s in range(pp)]
-    # "dualpipe" is run as 1F1B order with the paired F/B overlap the engine applies (see engine.des)
-    return [one_f_one_b(pp, m, s) for s in range(pp)]
+        orders = [interleaved(pp, vpp, m, s) for s in range(pp)]
+    else:
+        orders = [one_f_one_b(pp, m, s) for s in range(pp)]
+    if overlap:
+        return [pair_steady_state(o) for o in orders]
+    return [[(t,) for t in o] for o in orders]
 
 
-def dependency(task: Task, stage: int, pp: int, vpp: int) -> tuple[str, int, int, int] | None:
-    """The (phase, stage, chunk, mb) a task waits for from another stage, or None."""
+def microbatches_per_chunk(name: str, m: int) -> int:
+    return m // 2 if name == "dualpipe" else m
+
+
+def model_stage(name: str, pp: int, stage: int, chunk: int) -> tuple[int, int]:
+    """(model stage, chunk index in the program tables) that a rank's chunk runs."""
+    if name == "dualpipe":
+        return (stage, 0) if chunk == 0 else (pp - 1 - stage, 0)
+    return stage, chunk
+
+
+def dependency(task: Task, stage: int, pp: int, vpp: int, name: str = "1f1b") -> tuple[str, int, int, int] | None:
+    """The (phase, stage, chunk, mb) a task waits for from another stage, or None.
+
+    Backward keys use phase "B" whether the producer ran a full or a zero-bubble backward.
+    """
     ph, c, mb = task
+    if ph == "W":
+        return None
+    if name == "dualpipe":
+        down = c == 0                         # chunk 0 flows to higher ranks, chunk 1 to lower
+        prev, nxt = (stage - 1, stage + 1) if down else (stage + 1, stage - 1)
+        if ph == "F":
+            return ("F", prev, c, mb) if 0 <= prev < pp else None
+        return ("B", nxt, c, mb) if 0 <= nxt < pp else ("F", stage, c, mb)
     if ph == "F":
         if stage > 0:
             return ("F", stage - 1, c, mb)
         return ("F", pp - 1, c - 1, mb) if c > 0 else None
     if stage < pp - 1:
         return ("B", stage + 1, c, mb)
-    return ("B", 0, c + 1, mb) if c < vpp - 1 else None
+    return ("B", 0, c + 1, mb) if c < vpp - 1 else ("F", stage, c, mb)
+
+
+def has_consumer(phase: str, stage: int, chunk: int, pp: int, vpp: int, name: str = "1f1b") -> bool:
+    """Whether a task's output (activation or gradient) goes to another stage."""
+    if phase == "W":
+        return False
+    if name == "dualpipe":
+        down = chunk == 0
+        if phase == "F":
+            return stage < pp - 1 if down else stage > 0
+        return stage > 0 if down else stage < pp - 1
+    if phase == "F":
+        return not (stage == pp - 1 and chunk == vpp - 1)
+    return not (stage == 0 and chunk == 0)

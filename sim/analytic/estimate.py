@@ -34,31 +34,46 @@ class _Cost:
         self.time, self.compute, self.exposed = time, compute, exposed or {}
 
 
-def _task(inp: StepInputs, segs) -> tuple[float, float, dict]:
+def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict]:
     t = comp = 0.0
     exposed: dict = {}
     bw_i, bw_n = inp.comm.intra_bw, inp.comm.nic_bw
     for kind, c, a, b, lat in segs:
+        if kind in skip or kind == "grad":
+            continue
         if kind in ("compute", "wgrad"):
             t += c
             comp += c
-        elif kind != "grad":
+        else:
             d = c + lat + max(a / bw_i, b / bw_n)
             t += d
             exposed[kind] = exposed.get(kind, 0.0) + d
     return t, comp, exposed
 
 
-def _mean_cost(inp: StepInputs, table, ms: int, mc: int, weights) -> _Cost:
+def _block_costs(inp: StepInputs) -> dict:
+    """(block, phase) -> (time, compute, exposed) of every distinct block of the run."""
+    out = {}
+    wgrad_only = ("compute", "tp", "cp", "ep_a2a")
+    for key, blk in inp.programs.blocks.items():
+        out[key, "F"] = _task(inp, blk.fwd)
+        out[key, "B"] = _task(inp, blk.bwd)
+        out[key, "b"] = _task(inp, blk.bwd, skip=("wgrad",))
+        out[key, "W"] = _task(inp, blk.bwd, skip=wgrad_only)
+    return out
+
+
+def _mean_cost(bc: dict, layout, ph: str, weights) -> _Cost:
     out = _Cost()
     for j, w in enumerate(weights):
         if w == 0:
             continue
-        t, comp, ex = _task(inp, table[ms][mc][j])
-        out.time += w * t
-        out.compute += w * comp
-        for k, v in ex.items():
-            out.exposed[k] = out.exposed.get(k, 0.0) + w * v
+        for key in layout[j]:
+            t, comp, ex = bc[key, ph]
+            out.time += w * t
+            out.compute += w * comp
+            for k, v in ex.items():
+                out.exposed[k] = out.exposed.get(k, 0.0) + w * v
     return out
 
 
@@ -89,14 +104,16 @@ def estimate(inp: StepInputs) -> DESResult:
     slow = 1.0 / (1.0 - inp.spec.hardware.device.comm_sm_fraction)
     p2p = inp.comm.time(inp.p2p) if pp > 1 else 0.0
     chunks = 2 if name == "dualpipe" else vpp
+    bc = _block_costs(inp)
+    grad_of = {k: _grad_time(inp, blk.bwd) for k, blk in pr.blocks.items()}
     costs = {}                                                     # (stage, chunk, phase) -> _Cost
     grads = [0.0] * pp
     for s in range(pp):
         for c in range(chunks):
             ms, mc = model_stage(name, pp, s, c)
-            for ph, table in (("F", pr.fwd), ("B", pr.bwd), ("b", pr.bwd_input), ("W", pr.bwd_weight)):
-                costs[s, c, ph] = _mean_cost(inp, table, ms, mc, weights)
-            grads[s] += _grad_time(inp, pr.bwd[ms][mc][0])
+            for ph in ("F", "B", "b", "W"):
+                costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights)
+            grads[s] += sum(grad_of[k] for k in pr.layout[ms][mc][0])
     logs = [StageLog() for _ in range(pp)]
     exposed_mb = []
     if name == "dualpipe":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import TypeVar
@@ -60,21 +61,36 @@ def profile_names() -> list[str]:
     return _names(profile_dir())
 
 
-def _resolve(name_or_path: str, d: Path, what: str, names: list[str]) -> Path:
+def _resolve(name_or_path: str, d: Path, what: str, names) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or os.sep in name_or_path:
         return p
     cand = d / f"{name_or_path}.yaml"
     if cand.exists() and not name_or_path.startswith("_"):
         return cand
-    raise UserError(f"unknown {what} '{name_or_path}' (known: {', '.join(names)}; or give a YAML path)")
+    raise UserError(f"unknown {what} '{name_or_path}' (known: {', '.join(names())}; or give a YAML path)")
+
+
+@functools.lru_cache(maxsize=256)
+def _load(cls, path: str, mtime_ns: int, label: str):
+    """Configs are frozen, so one parsed instance per file version serves every caller (sweeps
+    build thousands of run specs from the same few presets)."""
+    return parse(cls, read_yaml(path), label)
+
+
+def _load_file(cls, path: Path, label: str):
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = -1          # read_yaml reports the missing file
+    return _load(cls, str(path), mtime, label)
 
 
 def load_model(name_or_path: str) -> ModelConfig:
-    path = _resolve(name_or_path, PRESET_DIR, "model preset", preset_names())
-    return parse(ModelConfig, read_yaml(path), f"model {path.name}")
+    path = _resolve(name_or_path, PRESET_DIR, "model preset", preset_names)
+    return _load_file(ModelConfig, path, f"model {path.name}")
 
 
 def load_hardware(name_or_path: str) -> HardwareProfile:
-    path = _resolve(name_or_path, profile_dir(), "hardware profile", profile_names())
-    return parse(HardwareProfile, read_yaml(path), f"hardware {path.name}")
+    path = _resolve(name_or_path, profile_dir(), "hardware profile", profile_names)
+    return _load_file(HardwareProfile, path, f"hardware {path.name}")

@@ -53,22 +53,77 @@ def _piece(kind: str, t: float) -> Seg:
 
 
 @dataclass
-class Programs:
-    """Segment lists per [stage][chunk][sample] and per-task FLOPs.
-
-    fwd: forward; bwd: full backward (weight gradients inline); bwd_input: the backward without
-    weight gradients (zero-bubble "B"); bwd_weight: the weight gradients alone ("W").
-    """
+class Block:
+    """One layer (or the embedding / LM-head extras) of a stage: its raw forward and backward
+    segments (backward in execution order, weight gradients as "wgrad") and forward FLOPs."""
 
     fwd: list
     bwd: list
-    bwd_input: list
-    bwd_weight: list
+    flops_f: float
+    flops_re: float
+
+
+@dataclass
+class Programs:
+    """Per [stage][chunk][sample], the blocks a task runs (``layout``, forward order) and, built on
+    first use, the merged segment lists the DES plays: fwd (forward), bwd (full backward, weight
+    gradients inline), bwd_input (zero-bubble "b": without weight gradients), bwd_weight ("W")."""
+
+    blocks: dict
+    layout: list
     num_samples: int
     chunks: list[list[Chunk]]
     routing: RoutingCosts | None
     hw_flops_fwd: list      # [stage][chunk] hardware FLOPs of one forward (per device)
     hw_flops_bwd: list      # [stage][chunk] incl. recompute
+
+    def __post_init__(self):
+        self._tables: dict = {}
+
+    def raw(self, st: int, c: int, s: int) -> tuple[list[Seg], list[Seg]]:
+        keys = self.layout[st][c][s]
+        F = [sg for k in keys for sg in self.blocks[k].fwd]
+        B = [sg for k in reversed(keys) for sg in self.blocks[k].bwd]
+        return F, B
+
+    def _build(self, ph: str):
+        out = []
+        for st, row in enumerate(self.layout):
+            out.append([])
+            for c, per in enumerate(row):
+                lists = []
+                for s in range(len(per)):
+                    F, B = self.raw(st, c, s)
+                    if ph == "F":
+                        lists.append(merge(F))
+                    elif ph == "B":
+                        lists.append(merge([("compute",) + sg[1:] if sg[0] == "wgrad" else sg for sg in B]))
+                    else:
+                        b, w = split_backward(B)
+                        lists.append(b if ph == "b" else w)
+                out[-1].append(lists)
+        return out
+
+    def table(self, ph: str) -> list:
+        if ph not in self._tables:
+            self._tables[ph] = self._build(ph)
+        return self._tables[ph]
+
+    @property
+    def fwd(self):
+        return self.table("F")
+
+    @property
+    def bwd(self):
+        return self.table("B")
+
+    @property
+    def bwd_input(self):
+        return self.table("b")
+
+    @property
+    def bwd_weight(self):
+        return self.table("W")
 
 
 class ProgramBuilder:
@@ -254,9 +309,8 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
         rc = routing_costs(model, par, routing, cm, comm, int(round(b.tsp)), L, S, rng)
     h, t, tp = model.hidden_size, b.t, par.tp
     recompute = par.recompute
-    shape = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)]
-    fwd, bwd = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)], [r[:] for r in shape]
-    bwd_in, bwd_w = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)], [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)]
+    blocks: dict = {}
+    layout = [[[None] * S for _ in range(par.vpp)] for _ in range(par.pp)]
     hw_f = [[0.0] * par.vpp for _ in range(par.pp)]
     hw_b = [[0.0] * par.vpp for _ in range(par.pp)]
     att = b.attention
@@ -265,63 +319,64 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
         e = model.moe
         moe_grad = ((attention_params(model) + e.num_shared_experts * ffn_params(model, e.shared_ffn)) / tp,
                     (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp)
+
+    def layer(key, make_parts, grad_dense: float, grad_expert: float = 0.0):
+        """Register (once) the block of one layer from its forward parts."""
+        if key in blocks:
+            return key
+        pieces: list[Seg] = []
+        re: list[Seg] = []
+        fl = 0.0
+        for segs, f_, r_ in make_parts():
+            pieces += segs
+            fl += f_
+            re += r_
+        lb = to_backward(pieces)
+        fre = 0.0
+        if recompute == "full":
+            lb = to_forward(pieces) + lb
+            fre = fl
+        elif recompute == "selective":
+            lb = to_forward(re) + lb
+        blocks[key] = Block(to_forward(pieces), lb + [("grad", 0.0, grad_dense, grad_expert, 0.0)], fl, fre)
+        return key
+
+    if any(ch.embedding for row in chunks for ch in row):
+        t_emb = b.mem(ACT * 2 * t * h / max(tp, 1))
+        blocks["embedding"] = Block([("compute", t_emb, 0.0, 0.0, 0.0), _comm("tp", b.tp_reduce)],
+                                    [_comm("tp", b.tp_gather), ("wgrad", t_emb, 0.0, 0.0, 0.0)], 0.0, 0.0)
+    heads = 1 + model.mtp_layers
+    lm = 2.0 * t * h * model.vocab_size / tp
     for st in range(par.pp):
         for c, ch in enumerate(chunks[st]):
             for s in range(S):
-                F: list[Seg] = []
-                B: list[Seg] = []
-                flops_f = 0.0
-                flops_re = 0.0
-
-                def layer(parts, grad_dense: float, grad_expert: float = 0.0):
-                    nonlocal flops_f, flops_re
-                    pieces: list[Seg] = []
-                    re: list[Seg] = []
-                    fl = 0.0
-                    for segs, f_, r_ in parts:
-                        pieces += segs
-                        fl += f_
-                        re += r_
-                    lb = to_backward(pieces)
-                    if recompute == "full":
-                        lb = to_forward(pieces) + lb
-                        flops_re += fl
-                    elif recompute == "selective":
-                        lb = to_forward(re) + lb
-                    F.extend(to_forward(pieces))
-                    B.extend(lb + [("grad", 0.0, grad_dense, grad_expert, 0.0)])
-                    flops_f += fl
-
-                if ch.embedding:
-                    F.append(("compute", b.mem(ACT * 2 * t * h / max(tp, 1)), 0.0, 0.0, 0.0))
-                    F.append(_comm("tp", b.tp_reduce))
+                keys = ["embedding"] if ch.embedding else []
                 for li, is_moe in zip(ch.layers, ch.moe, strict=True):
                     if is_moe:
-                        layer([att, b.moe(moe_index[li] % L, s, rc)], *moe_grad)
+                        j = moe_index[li] % L
+                        keys.append(layer(("moe", j, s), lambda j=j, s=s: [att, b.moe(j, s, rc)], *moe_grad))
                     else:
-                        layer([att, b.dense_ffn], dense_grad)
+                        keys.append(layer(("dense",), lambda: [att, b.dense_ffn], dense_grad))
                 if ch.head:
-                    heads = 1 + model.mtp_layers
                     for j in range(model.mtp_layers):
-                        mf = b.moe((len(moe_layers) + j) % L, s, rc) if model.is_moe else b.dense_ffn
-                        pf = 2.0 * t * 2 * h * h / tp
-                        proj = ([_piece("gemm", b.gemm(pf, 1, 2 * h * h / tp))], pf, [])
-                        layer([proj, att, mf], (2 * h * h + attention_params(model)) / tp)
-                    lm = 2.0 * t * h * model.vocab_size / tp
-                    t_lm = heads * b.gemm(lm, 1, h * model.vocab_size / tp, low_precision=False)
-                    t_loss = heads * b.mem(4.0 * 3 * t * model.vocab_size / tp)
-                    F += [_comm("tp", b.tp_gather), ("compute", t_lm + t_loss, 0.0, 0.0, 0.0)]
-                    B = [("compute", t_lm + t_loss, 0.0, 0.0, 0.0), ("wgrad", t_lm, 0.0, 0.0, 0.0),
-                         _comm("tp", b.tp_reduce)] + B
-                    flops_f += heads * lm
-                if ch.embedding:
-                    B.append(_comm("tp", b.tp_gather))
-                    B.append(("wgrad", b.mem(ACT * 2 * t * h / max(tp, 1)), 0.0, 0.0, 0.0))
-                fwd[st][c][s] = merge(F)
-                bwd[st][c][s] = merge([("compute",) + sg[1:] if sg[0] == "wgrad" else sg for sg in B])
-                bwd_in[st][c][s], bwd_w[st][c][s] = split_backward(B)
+                        jj = (len(moe_layers) + j) % L
+
+                        def mtp_parts(jj=jj, s=s):
+                            mf = b.moe(jj, s, rc) if model.is_moe else b.dense_ffn
+                            pf = 2.0 * t * 2 * h * h / tp
+                            return [([_piece("gemm", b.gemm(pf, 1, 2 * h * h / tp))], pf, []), att, mf]
+                        keys.append(layer(("mtp", jj, s), mtp_parts, (2 * h * h + attention_params(model)) / tp))
+                    if "head" not in blocks:
+                        t_lm = heads * b.gemm(lm, 1, h * model.vocab_size / tp, low_precision=False)
+                        t_loss = heads * b.mem(4.0 * 3 * t * model.vocab_size / tp)
+                        blocks["head"] = Block(
+                            [_comm("tp", b.tp_gather), ("compute", t_lm + t_loss, 0.0, 0.0, 0.0)],
+                            [("compute", t_lm + t_loss, 0.0, 0.0, 0.0), ("wgrad", t_lm, 0.0, 0.0, 0.0),
+                             _comm("tp", b.tp_reduce)], heads * lm, 0.0)
+                    keys.append("head")
+                layout[st][c][s] = keys
                 if s == 0:
-                    hw_f[st][c] = flops_f
-                    hw_b[st][c] = 2 * flops_f + flops_re
-    return Programs(fwd=fwd, bwd=bwd, bwd_input=bwd_in, bwd_weight=bwd_w, num_samples=S, chunks=chunks,
-                    routing=rc, hw_flops_fwd=hw_f, hw_flops_bwd=hw_b)
+                    hw_f[st][c] = sum(blocks[k].flops_f for k in keys)
+                    hw_b[st][c] = 2 * hw_f[st][c] + sum(blocks[k].flops_re for k in keys)
+    return Programs(blocks=blocks, layout=layout, num_samples=S, chunks=chunks, routing=rc,
+                    hw_flops_fwd=hw_f, hw_flops_bwd=hw_b)

@@ -144,9 +144,10 @@ class MemoryBreakdown:
 
 
 def stage_memory(
-    model: ModelConfig, par: ParallelConfig, work: Workload, stage: int, moe_load_factor: float = 1.0
+    model: ModelConfig, par: ParallelConfig, work: Workload, stage: int, moe_load_factor: float = 1.0,
+    parts: list[list[Chunk]] | None = None,
 ) -> MemoryBreakdown:
-    parts = partition(model, par)
+    parts = parts or partition(model, par)
     chunks = parts[stage]
     inflight = inflight_microbatches(par, stage)
     if par.schedule_name == "dualpipe":
@@ -188,4 +189,6 @@ def peak_memory(
     model: ModelConfig, par: ParallelConfig, work: Workload, moe_load_factor: float = 1.0
 ) -> MemoryBreakdown:
     """The stage with the largest memory footprint."""
-    return max((stage_memory(model, par, work, s, moe_load_factor) for s in range(par.pp)), key=lambda m: m.total)
+    parts = partition(model, par)
+    return max((stage_memory(model, par, work, s, moe_load_factor, parts) for s in range(par.pp)),
+               key=lambda m: m.total)

@@ -23,7 +23,13 @@ import simpy
 
 from sim.cluster.link import SharedLink
 from sim.engine.step import StepInputs
-from sim.schedule.pipeline import dependency, has_consumer, microbatches_per_chunk, model_stage, schedule
+from sim.schedule.pipeline import (
+    dependency,
+    has_consumer,
+    microbatches_per_chunk,
+    model_stage,
+    schedule,
+)
 
 KINDS = ("tp", "cp", "ep_a2a", "pp_p2p", "dp")
 PHASES = ("forward", "backward", "weight_grad", "overlapped", "bubble", "optimizer")

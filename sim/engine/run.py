@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sim.engine.des import PHASES, simulate_des
 from sim.engine.constants import ANALYTIC_ROUTING_LAYERS, ANALYTIC_SAMPLES
+from sim.engine.des import PHASES, simulate_des
 from sim.engine.spec import RunSpec
 from sim.engine.step import build_step
 from sim.model.flops import flops_per_token

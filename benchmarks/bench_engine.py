@@ -14,10 +14,12 @@ import time
 CASES = {
     "deepseek-v3 2048xH800 PP16 EP64 DP128": dict(
         model="deepseek-v3", hardware="h800", workload=dict(seq_len=4096, precision="fp8"),
-        parallel=dict(devices=2048, pp=16, ep=64, global_batch_size=15360, recompute="selective", schedule="dualpipe")),
+        parallel=dict(devices=2048, pp=16, ep=64, global_batch_size=15360, recompute="selective", schedule="dualpipe"),
+        routing=dict(a2a="hierarchical")),
     "deepseek-v3 100352xH800 (same pipeline, DP 6272)": dict(
         model="deepseek-v3", hardware="h800", workload=dict(seq_len=4096, precision="fp8"),
-        parallel=dict(devices=100352, pp=16, ep=64, global_batch_size=752640, recompute="selective", schedule="dualpipe")),
+        parallel=dict(devices=100352, pp=16, ep=64, global_batch_size=752640, recompute="selective", schedule="dualpipe"),
+        routing=dict(a2a="hierarchical")),
     "pangu-ultra-moe 6144xAscend-910B TP8 PP16 VPP2 EP4(xTP)": dict(
         model="pangu-ultra-moe-718b", hardware="ascend-910b", workload=dict(seq_len=4096),
         parallel=dict(devices=6144, tp=8, pp=16, vpp=2, ep=4, tp_extends_ep=True, micro_batch_size=2,

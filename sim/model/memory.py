@@ -36,15 +36,19 @@ def stage_params(model: ModelConfig, par: ParallelConfig, chunks: list[Chunk]) -
     """Parameters on one device of a pipeline stage (all its virtual chunks)."""
     h, tp = model.hidden_size, par.tp
     dense = expert = 0.0
+    att = attention_params(model) / tp + 2 * norm_params(model)
+    dense_ffn = ffn_params(model, model.ffn_hidden_size) / tp
+    if model.moe:
+        e = model.moe
+        moe_dense = e.num_shared_experts * ffn_params(model, e.shared_ffn) / tp + h * e.num_experts
+        moe_expert = (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp
     for ch in chunks:
-        for is_moe in ch.moe:
-            dense += attention_params(model) / tp + 2 * norm_params(model)
-            if is_moe:
-                e = model.moe
-                dense += e.num_shared_experts * ffn_params(model, e.shared_ffn) / tp + h * e.num_experts
-                expert += (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp
-            else:
-                dense += ffn_params(model, model.ffn_hidden_size) / tp
+        n_moe = ch.num_moe
+        n_dense = len(ch.layers) - n_moe
+        dense += (n_moe + n_dense) * att + n_dense * dense_ffn
+        if n_moe:
+            dense += n_moe * moe_dense
+            expert += n_moe * moe_expert
         if ch.embedding:
             dense += (model.vocab_size + model.learned_position_embeddings) * h / tp
         if ch.head:
@@ -164,12 +168,12 @@ def stage_memory(
         optim = OPTIM_BYTES * (sp.dense + sp.expert)
     per_mb = 0.0
     biggest_layer = 0.0
+    act = {k: layer_activation_bytes(model, par, work, k, moe_load_factor)
+           for k in ({False, model.is_moe} if model.num_dense_layers else {model.is_moe})}
     for ch in chunks:
-        for is_moe in ch.moe:
-            per_mb += layer_activation_bytes(model, par, work, is_moe, moe_load_factor)
+        per_mb += ch.num_moe * act.get(True, 0.0) + ch.num_dense * act.get(False, 0.0)
         if ch.head:
-            for _ in range(model.mtp_layers):
-                per_mb += layer_activation_bytes(model, par, work, model.is_moe, moe_load_factor)
+            per_mb += model.mtp_layers * act[model.is_moe]
     acts = per_mb * inflight
     t = par.micro_batch_size * work.seq_len / par.cp
     transient = 0.0

@@ -24,6 +24,7 @@ class ComputeModel:
         self._logx = np.log(pts[:, 0] * 1e9)
         self._eff = pts[:, 1]
         self.precision = precision
+        self.fp8_scale = d.fp8_gemm_efficiency_scale
 
     def efficiency(self, flops_per_gemm) -> np.ndarray:
         """GEMM efficiency for GEMMs of the given size (FLOPs), interpolated in log size."""
@@ -37,6 +38,8 @@ class ComputeModel:
         low_precision: run at the FP8 rate when the workload is FP8 (attention core and LM head stay BF16).
         """
         peak = self.gemm_peak if low_precision else self.bf16
+        if low_precision and self.precision == "fp8":
+            peak = peak * self.fp8_scale
         t_flop = np.asarray(flops, dtype=float) / (peak * self.efficiency(flops_per_gemm))
         t_mem = (np.asarray(weight_bytes, dtype=float) + act_bytes) / self.mem_bw
         return np.maximum(t_flop, t_mem)

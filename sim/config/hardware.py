@@ -36,6 +36,11 @@ class DeviceSpec(StrictModel):
         0.8, description="Achieved fraction of HBM bandwidth for memory-bound ops (unit: fraction)", gt=0, le=1
     )
     power_w: float | None = Field(None, description="Board/module power (unit: W)", gt=0)
+    fp8_gemm_efficiency_scale: float = Field(
+        1.0, description="Achieved FP8 GEMM efficiency relative to the BF16 curve on the same device "
+        "(fine-grained scaling and higher-precision accumulation cost FP8 kernels part of their peak) "
+        "(unit: ratio)", gt=0, le=1,
+    )
     comm_sm_fraction: float = Field(
         0.0, description="Fraction of the compute units that communication kernels occupy while they run "
         "beside compute (GPU all-to-all kernels run on SMs; NPU collectives on separate DMA engines) "

@@ -21,5 +21,15 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_routing.py
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
-.PHONY: setup run test bench
+# every study under experiments/: run.py writes results.csv, plot.py draws from it (see each README)
+STUDIES = moge_vs_moe a2a_flat_vs_hierarchical ultra_moe_config_search npu_vs_gpu validation
+
+experiments: setup
+	@for s in $(STUDIES); do \
+		echo "== $$s"; \
+		$(BIN)/python experiments/$$s/run.py && $(BIN)/python experiments/$$s/plot.py || exit 1; \
+	done
+
+.PHONY: setup run test bench experiments

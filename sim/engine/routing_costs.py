@@ -97,8 +97,11 @@ def routing_costs(
     recv_intra = to_rank * (local - 1)                              # (L, S, ep) from same-node sources
     recv_inter = to_rank * (ep - local)
     send_tot = to_rank.sum(axis=-1, keepdims=True)                  # (L, S, 1) what one source sends in total
-    frac_local_dst = (to_rank * same[0][None, None]).sum(-1, keepdims=True) / np.maximum(send_tot, 1e-9)
-    send_intra = send_tot * frac_local_dst - to_rank[..., :1] * 0   # identical for every source (expected split)
+    peers0 = same[0].copy()
+    peers0[0] = False                                               # a rank's tokens for itself stay local
+    frac_local_dst = (to_rank * peers0[None, None]).sum(-1, keepdims=True) / np.maximum(send_tot, 1e-9)
+    send_intra = send_tot * frac_local_dst                          # identical for every source (expected split)
+    send_inter = (to_rank * ~same[0][None, None]).sum(-1)           # (L, S) to ranks on other nodes
     if routing.a2a == "hierarchical" and n_nodes > 1:
         # inter-node step: each token crosses to a remote node once, however many experts it uses there
         # (Pangu Ultra MoE hierarchical EP; DeepEP node-limited dispatch); then an intra-node step forwards it.
@@ -115,7 +118,7 @@ def routing_costs(
         inter = np.maximum(inter_send, recv_inter.max(-1) * (inter_send / np.maximum(recv_inter.mean(-1), 1e-9)))
         intra = np.maximum(send_intra[..., 0], recv_intra.max(-1)) + recv_inter.max(-1) * (local - 1) / local
     else:
-        inter = np.maximum(send_tot[..., 0] * (1 - frac_local_dst[..., 0]), recv_inter.max(-1))
+        inter = np.maximum(send_inter, recv_inter.max(-1))
         intra = np.maximum(send_intra[..., 0], recv_intra.max(-1))
     a2a_intra = intra * bpt / (comm.ce.all_to_all_intra * comm._intra_peer_share(max(local - 1, 1)))
     a2a_inter = inter * bpt / comm.ce.all_to_all_inter

@@ -1,0 +1,106 @@
+"""Smoke tests of the studies under experiments/: reduced runs, CSV shape, figures, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+
+MOGE_COLUMNS = [
+    "part", "model", "hardware", "router", "skew", "ep_devices", "tokens_per_batch", "num_devices",
+    "pp_stages", "dp_ranks", "global_batch_sequences", "executor", "num_samples",
+    "imbalance_score_ratio", "p_imbalance_gt0_prob", "max_over_mean_device_load_ratio",
+    "step_time_s", "tokens_per_s_per_device", "mfu_frac", "exposed_ep_a2a_s",
+    "peak_memory_gib", "fits_memory_bool",
+]
+A2A_COLUMNS = [
+    "hardware", "devices_per_node", "a2a_algorithm", "ep_devices", "nodes_spanned", "num_devices",
+    "pp_stages", "dp_ranks", "global_batch_sequences", "executor", "skew",
+    "step_time_s", "exposed_ep_a2a_s", "ep_a2a_share_of_step_frac", "tokens_per_s_per_device",
+    "mfu_frac", "imbalance_score_ratio", "max_over_mean_device_load_ratio", "peak_memory_gib",
+    "fits_memory_bool",
+]
+FIGURES = {
+    "moge_vs_moe": ["imbalance_vs_ep.png", "step_time_vs_ep.png", "p_imbalance_vs_tokens.png"],
+    "a2a_flat_vs_hierarchical": ["a2a_share_vs_nodes.png", "a2a_time_vs_ep.png"],
+}
+
+
+def _run(study: str, script: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(EXPERIMENTS / study / script), *args], check=True,
+                   cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """Reduced run + plot of each study, once for the module: {study: out_dir}."""
+    out = {}
+    for study in FIGURES:
+        d = tmp_path_factory.mktemp(study)
+        _run(study, "run.py", "--reduced", "--out", str(d))
+        _run(study, "plot.py", "--out", str(d))
+        out[study] = d
+    return out
+
+
+def _finite(s: pd.Series) -> bool:
+    return bool(len(s)) and all(math.isfinite(float(v)) for v in s)
+
+
+def test_moge_vs_moe_csv(outputs):
+    df = pd.read_csv(outputs["moge_vs_moe"] / "results.csv")
+    assert list(df.columns) == MOGE_COLUMNS
+    step, mc = df[df["part"] == "step"], df[df["part"] == "mc"]
+    assert len(step) > 0 and len(mc) > 0
+    assert set(step["router"]) == {"topk", "group_limited", "moge", "balanced"}
+    for col in ("imbalance_score_ratio", "max_over_mean_device_load_ratio", "step_time_s",
+                "tokens_per_s_per_device", "exposed_ep_a2a_s", "peak_memory_gib"):
+        assert _finite(step[col]), col
+    assert (step["step_time_s"] > 0).all()
+    assert (step["max_over_mean_device_load_ratio"] >= 1 - 1e-12).all()
+    for col in ("imbalance_score_ratio", "p_imbalance_gt0_prob", "max_over_mean_device_load_ratio"):
+        assert _finite(mc[col]), col
+    assert mc["p_imbalance_gt0_prob"].between(0, 1).all()
+    # MoGE with one group per device is perfectly balanced: in the MC and at EP = groups = 8
+    assert (mc.loc[mc["router"] == "moge", "imbalance_score_ratio"] == 0).all()
+    assert (step.loc[(step["router"] == "moge") & (step["ep_devices"] == 8),
+                     "imbalance_score_ratio"] == 0).all()
+    assert (mc.loc[mc["router"] == "topk", "p_imbalance_gt0_prob"] > 0.9).all()
+    info = json.loads((outputs["moge_vs_moe"] / "run_info.json").read_text())
+    assert info["config"]["reduced"] is True and "moe_sim_version" in info and "--reduced" in info["command"]
+
+
+def test_a2a_csv(outputs):
+    df = pd.read_csv(outputs["a2a_flat_vs_hierarchical"] / "results.csv")
+    assert list(df.columns) == A2A_COLUMNS
+    assert len(df) > 0
+    assert set(df["a2a_algorithm"]) == {"flat", "hierarchical"}
+    for col in ("step_time_s", "exposed_ep_a2a_s", "ep_a2a_share_of_step_frac", "peak_memory_gib"):
+        assert _finite(df[col]), col
+    assert df["ep_a2a_share_of_step_frac"].between(0, 1).all()
+    assert (df["nodes_spanned"] * df["devices_per_node"] >= df["ep_devices"]).all()
+    # inside one node the two algorithms are the same
+    one = df[df["nodes_spanned"] == 1].pivot_table(index=["hardware", "ep_devices"],
+                                                   columns="a2a_algorithm", values="step_time_s")
+    assert len(one) and (one["flat"] == one["hierarchical"]).all()
+
+
+@pytest.mark.parametrize("study", list(FIGURES))
+def test_figures_written(outputs, study):
+    for name in FIGURES[study]:
+        p = outputs[study] / name
+        assert p.exists() and p.stat().st_size > 5000, name
+
+
+@pytest.mark.parametrize("study", list(FIGURES))
+def test_reduced_run_is_deterministic(outputs, study, tmp_path):
+    _run(study, "run.py", "--reduced", "--out", str(tmp_path))
+    assert (tmp_path / "results.csv").read_bytes() == (outputs[study] / "results.csv").read_bytes()

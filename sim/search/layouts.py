@@ -188,11 +188,22 @@ def search_layouts(model: ModelConfig, hw: HardwareProfile, work: Workload, rout
     res = SearchResult(layouts=screened, enumerated=n, screened=n_screened)
     res.infeasible = dict(sorted(drop.items(), key=lambda kv: (-kv[1], kv[0])))
     if executor == "des" and screened:
-        top = []
-        for cand in screened[:opts.top]:
+        # the DES samples routing in every layer, so its hottest-rank memory can exceed the screen's:
+        # walk down the ranking until `top` layouts fit under the DES too
+        top, rest, n_des = [], [], 0
+        for i, cand in enumerate(screened):
+            if len(top) >= opts.top:
+                rest = screened[i:]
+                break
             spec = RunSpec(model=model, parallel=cand.parallel, workload=work, hardware=hw, routing=routing)
-            top.append(RankedLayout(cand.parallel, report_columns(simulate(spec, executor="des")), "des"))
+            rep = simulate(spec, executor="des")
+            n_des += 1
+            if not rep.fits:
+                drop[NOT_FIT] += 1
+                continue
+            top.append(RankedLayout(cand.parallel, report_columns(rep), "des"))
         top.sort(key=lambda r: objective.key(r.report))
-        res.layouts = top + screened[opts.top:]
-        res.simulated = len(top)
+        res.layouts = top + rest
+        res.simulated = n_des
+        res.infeasible = dict(sorted(drop.items(), key=lambda kv: (-kv[1], kv[0])))
     return res

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_study_script
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
@@ -32,23 +31,6 @@ FIGURES = {
     "moge_vs_moe": ["imbalance_vs_ep.png", "step_time_vs_ep.png", "p_imbalance_vs_tokens.png"],
     "a2a_flat_vs_hierarchical": ["a2a_share_vs_nodes.png", "a2a_time_vs_ep.png"],
 }
-
-
-def _run(study: str, script: str, *args: str) -> None:
-    subprocess.run([sys.executable, str(EXPERIMENTS / study / script), *args], check=True,
-                   cwd=ROOT, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
-    """Reduced run + plot of each study, once for the module: {study: out_dir}."""
-    out = {}
-    for study in FIGURES:
-        d = tmp_path_factory.mktemp(study)
-        _run(study, "run.py", "--reduced", "--out", str(d))
-        _run(study, "plot.py", "--out", str(d))
-        out[study] = d
-    return out
 
 
 def _finite(s: pd.Series) -> bool:
@@ -102,5 +84,5 @@ def test_figures_written(outputs, study):
 
 @pytest.mark.parametrize("study", list(FIGURES))
 def test_reduced_run_is_deterministic(outputs, study, tmp_path):
-    _run(study, "run.py", "--reduced", "--out", str(tmp_path))
+    run_study_script(study, "run.py", "--reduced", "--out", str(tmp_path))
     assert (tmp_path / "results.csv").read_bytes() == (outputs[study] / "results.csv").read_bytes()

@@ -5,8 +5,6 @@ run_info.json records the run, plot.py writes non-trivial PNGs."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -37,23 +35,6 @@ FIGURES = {
     "ultra_moe_config_search": ["pareto_tokens_vs_active.png", "mfu_ranking.png"],
     "npu_vs_gpu": ["throughput_per_device_and_kw.png"],
 }
-
-
-def _run(study: str, script: str, *args: str) -> None:
-    subprocess.run([sys.executable, str(EXPERIMENTS / study / script), *args], check=True,
-                   cwd=ROOT, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
-    """Reduced run + plot of each study, once for the module: {study: out_dir}."""
-    out = {}
-    for study in FIGURES:
-        d = tmp_path_factory.mktemp(study)
-        _run(study, "run.py", "--reduced", "--out", str(d))
-        _run(study, "plot.py", "--out", str(d))
-        out[study] = d
-    return out
 
 
 def _run_info(d: Path) -> dict:

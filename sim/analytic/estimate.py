@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sim.engine.des import DESResult, StageLog
+from sim.engine.des import PHASE_OF, DESResult, StageLog
 from sim.engine.step import StepInputs
 from sim.schedule.pipeline import dualpipe, model_stage
 
@@ -126,7 +126,7 @@ def estimate(inp: StepInputs) -> DESResult:
                     ph, c, _ = slot[0]
                     k = costs[s, c, ph]
                     t += k.time
-                    logs[s].phases[{"F": "forward", "W": "weight_grad"}.get(ph, "backward")] += k.time
+                    logs[s].phases[PHASE_OF[ph]] += k.time
                     for kk, v in k.exposed.items():
                         ex[kk] += v
                 else:

@@ -68,7 +68,18 @@ def spec_from_args(args) -> dict:
         work["seq_len"] = args.seq
     if args.precision:
         work["precision"] = args.precision
-    rt = data.setdefault("routing", {})
+    data.setdefault("routing", {}).update(routing_overrides(args))
+    for need in ("model", "hardware"):
+        if need not in data:
+            raise UserError(f"--{need} is required (or give a run-spec YAML)")
+    if "devices" not in par or "global_batch_size" not in par:
+        raise UserError("--devices and --gbs are required (or set parallel.devices and parallel.global_batch_size)")
+    return data
+
+
+def routing_overrides(args) -> dict:
+    """The routing section set by --routing, --skew, --a2a and --seed (shared with `search`)."""
+    rt: dict = {}
     if args.routing:
         if args.routing.startswith("capacity:"):
             try:
@@ -89,12 +100,7 @@ def spec_from_args(args) -> dict:
         rt["a2a"] = args.a2a
     if args.seed is not None:
         rt["seed"] = args.seed
-    for need in ("model", "hardware"):
-        if need not in data:
-            raise UserError(f"--{need} is required (or give a run-spec YAML)")
-    if "devices" not in par or "global_batch_size" not in par:
-        raise UserError("--devices and --gbs are required (or set parallel.devices and parallel.global_batch_size)")
-    return data
+    return rt
 
 
 def run(args) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sim.cli.output import add_format_arg, emit
+from sim.cli.run_cmd import routing_overrides
 from sim.errors import UserError
 
 SHOWN = ("step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu", "peak_memory_gib", "bubble_fraction")
@@ -71,31 +72,6 @@ def add_parser(sub):
     return p
 
 
-def _routing(args) -> dict:
-    rt: dict = {}
-    if args.routing:
-        if args.routing.startswith("capacity:"):
-            try:
-                rt["capacity_factor"] = float(args.routing.split(":", 1)[1])
-            except ValueError:
-                raise UserError(f"--routing {args.routing}: capacity factor must be a number") from None
-            rt["mode"] = "capacity"
-        elif args.routing in ("balanced", "dropless"):
-            rt["mode"] = args.routing
-        else:
-            raise UserError(f"--routing {args.routing}: expected balanced, dropless or capacity:FACTOR")
-    if args.skew is not None:
-        try:
-            rt["skew"] = float(args.skew)
-        except ValueError:
-            rt["skew"] = args.skew
-    if args.a2a:
-        rt["a2a"] = args.a2a
-    if args.seed is not None:
-        rt["seed"] = args.seed
-    return rt
-
-
 def _options(args) -> dict:
     o = {"tp": _ints("tp", args.tp), "pp": _ints("pp", args.pp), "vpp": _ints("vpp", args.vpp),
          "ep": _ints("ep", args.ep), "cp": _ints("cp", args.cp), "expert_tp": _ints("expert-tp", args.expert_tp),
@@ -135,7 +111,7 @@ def run(args) -> int:
     model = load_model(args.model)
     hw = load_hardware(args.hardware)
     work = parse(Workload, {"seq_len": args.seq, "precision": args.precision}, "workload")
-    routing = parse(RoutingConfig, _routing(args), "routing")
+    routing = parse(RoutingConfig, routing_overrides(args), "routing")
     if isinstance(routing.skew, str):
         from sim.moe.skew import resolve_skew
         resolve_skew(routing.skew)

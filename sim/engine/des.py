@@ -33,7 +33,7 @@ from sim.schedule.pipeline import (
 
 KINDS = ("tp", "cp", "ep_a2a", "pp_p2p", "dp")
 PHASES = ("forward", "backward", "weight_grad", "overlapped", "bubble", "optimizer")
-_PHASE_OF = {"F": "forward", "B": "backward", "b": "backward", "W": "weight_grad", "FB": "overlapped"}
+PHASE_OF = {"F": "forward", "B": "backward", "b": "backward", "W": "weight_grad", "FB": "overlapped"}
 
 
 @dataclass
@@ -70,7 +70,7 @@ class _Stage:
     def _state(self) -> str:
         if not self.running:
             return "bubble"
-        kinds = {_PHASE_OF[p] for p in self.running}
+        kinds = {PHASE_OF[p] for p in self.running}
         return kinds.pop() if len(kinds) == 1 else "overlapped"
 
     def _close(self):

@@ -30,6 +30,7 @@ A2A_COLUMNS = [
 FIGURES = {
     "moge_vs_moe": ["imbalance_vs_ep.png", "step_time_vs_ep.png", "p_imbalance_vs_tokens.png"],
     "a2a_flat_vs_hierarchical": ["a2a_share_vs_nodes.png", "a2a_time_vs_ep.png"],
+    "validation": ["validation.png"],
 }
 
 
@@ -58,6 +59,12 @@ def test_moge_vs_moe_csv(outputs):
     assert (mc.loc[mc["router"] == "topk", "p_imbalance_gt0_prob"] > 0.9).all()
     info = json.loads((outputs["moge_vs_moe"] / "run_info.json").read_text())
     assert info["config"]["reduced"] is True and "moe_sim_version" in info and "--reduced" in info["command"]
+
+
+def test_validation_csv(outputs):
+    df = pd.read_csv(outputs["validation"] / "results.csv")
+    assert list(df.columns) == ["name", "metric", "kind", "published", "predicted", "error_pct", "fits"]
+    assert len(df) >= 1 and _finite(df["predicted"]) and _finite(df["error_pct"])
 
 
 def test_a2a_csv(outputs):

@@ -85,8 +85,10 @@ def _pair(a: _Cost, b: _Cost, slow: float) -> float:
     return max(comp + (slow - 1.0) * min(comm, comp), a.time, b.time)
 
 
-def _grad_time(inp: StepInputs, segs) -> float:
-    return sum(inp.comm.time(inp.grad_reduce(a, b)) for kind, _c, a, b, _l in segs if kind == "grad")
+def _grad_elems(segs) -> tuple[float, float]:
+    """(dense, expert) gradient elements a block's backward completes."""
+    g = [(a, b) for kind, _c, a, b, _l in segs if kind == "grad"]
+    return sum(a for a, _ in g), sum(b for _, b in g)
 
 
 @lru_cache(maxsize=64)
@@ -105,15 +107,21 @@ def estimate(inp: StepInputs) -> DESResult:
     p2p = inp.comm.time(inp.p2p) if pp > 1 else 0.0
     chunks = 2 if name == "dualpipe" else vpp
     bc = _block_costs(inp)
-    grad_of = {k: _grad_time(inp, blk.bwd) for k, blk in pr.blocks.items()}
+    grad_of = {k: _grad_elems(blk.bwd) for k, blk in pr.blocks.items()}
+    overlap = inp.spec.parallel.overlap_grad_reduce
     costs = {}                                                     # (stage, chunk, phase) -> _Cost
     grads = [0.0] * pp
+    held = [[0.0, 0.0] for _ in range(pp)]
     for s in range(pp):
         for c in range(chunks):
             ms, mc = model_stage(name, pp, s, c)
             for ph in ("F", "B", "b", "W"):
                 costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights)
-            grads[s] += sum(grad_of[k] for k in pr.layout[ms][mc][0])
+            grads[s] += sum(inp.comm.time(inp.grad_reduce(*grad_of[k])) for k in pr.layout[ms][mc][0]) if overlap else 0.0
+            held[s][0] += sum(grad_of[k][0] for k in pr.layout[ms][mc][0])
+            held[s][1] += sum(grad_of[k][1] for k in pr.layout[ms][mc][0])
+        if not overlap:                                            # one reduction after the whole backward
+            grads[s] = inp.comm.time(inp.grad_reduce(*held[s]))
     logs = [StageLog() for _ in range(pp)]
     exposed_mb = []
     if name == "dualpipe":
@@ -172,7 +180,8 @@ def estimate(inp: StepInputs) -> DESResult:
         lg.exposed = defaultdict(float, exposed_mb[s])
         ag = sum(inp.comm.time(c) for c in inp.param_gather[s])
         last_bwd = costs[s, 0, "B"].time
-        dp = max(0.0, grads[s] - last_bwd / 2) + ag                 # reduction hidden behind the last backward
+        hidden = last_bwd / 2 if overlap else 0.0
+        dp = max(0.0, grads[s] - hidden) + ag                       # reduction hidden behind the last backward
         lg.exposed["dp"] += dp
         lg.exposed["pp_p2p"] += 2 * (pp - 1) * p2p / pp if pp > 1 else 0.0
         lg.last_task_end = span

@@ -8,6 +8,14 @@ from pydantic import Field, model_validator
 
 from sim.config.base import StrictModel
 
+# What a selective recompute may redo, in Megatron-Core's --recompute-modules vocabulary
+# (megatron/core/transformer/transformer_config.py: core_attn, moe_act, layernorm, mla_up_proj, mlp,
+# moe, shared_experts) plus mlp_act, the activation function of a dense FFN (Megatron recomputes it
+# with its fused bias-GeLU/SwiGLU kernels; we name it separately from the routed experts' moe_act).
+RecomputeModule = Literal["layernorm", "core_attn", "mla_up_proj", "moe_act", "mlp_act", "mlp", "moe",
+                          "shared_experts"]
+DEFAULT_SELECTIVE: tuple[str, ...] = ("layernorm", "mla_up_proj", "moe_act", "mlp_act")
+
 
 class ParallelConfig(StrictModel):
     """TP/PP/VPP/EP/CP/DP layout, batch sizes, recompute and optimizer sharding.
@@ -41,11 +49,24 @@ class ParallelConfig(StrictModel):
     global_batch_size: int = Field(description="Sequences per optimizer step over all replicas (unit: sequences)", gt=0)
     recompute: Literal["none", "selective", "full"] = Field(
         "selective",
-        description="Activation recompute: none; selective (norms, activations, attention core recomputed); "
-        "full (each layer's input kept, whole layer recomputed) (unit: none)",
+        description="Activation recompute: none; selective (the modules in recompute_modules are recomputed, "
+        "default norms, activation functions and MLA up-projections); full (each layer's input kept, whole "
+        "layer recomputed) (unit: none)",
+    )
+    recompute_modules: list[RecomputeModule] | None = Field(
+        None,
+        description="Modules a selective recompute redoes (Megatron-Core --recompute-modules vocabulary: "
+        "layernorm, core_attn, mla_up_proj, moe_act, mlp_act, mlp, moe, shared_experts); null = "
+        f"{','.join(DEFAULT_SELECTIVE)} (unit: none)",
     )
     distributed_optimizer: bool = Field(
         True, description="Shard fp32 master weights and Adam states over data-parallel ranks (ZeRO-1) (unit: none)"
+    )
+    overlap_grad_reduce: bool = Field(
+        True,
+        description="Start each layer's data-parallel gradient reduction as soon as its last backward "
+        "finishes (Megatron-Core --overlap-grad-reduce); false: one reduction after the whole backward "
+        "(2021 Megatron-LM local DDP) (unit: none)",
     )
     schedule: Literal["1f1b", "interleaved", "dualpipe"] | None = Field(
         None,
@@ -81,6 +102,13 @@ class ParallelConfig(StrictModel):
         return self.global_batch_size // (self.micro_batch_size * self.dp)
 
     @property
+    def recomputed(self) -> frozenset[str]:
+        """The modules recomputed in the backward under selective recompute (empty otherwise)."""
+        if self.recompute != "selective":
+            return frozenset()
+        return frozenset(DEFAULT_SELECTIVE if self.recompute_modules is None else self.recompute_modules)
+
+    @property
     def schedule_name(self) -> str:
         if self.schedule:
             return self.schedule
@@ -108,6 +136,8 @@ class ParallelConfig(StrictModel):
                 f"global_batch_size ({self.global_batch_size}) must be divisible by micro_batch_size*dp "
                 f"({self.micro_batch_size}*{self.dp}={per_step})"
             )
+        if self.recompute_modules is not None and self.recompute != "selective":
+            raise ValueError(f"recompute_modules needs recompute 'selective' (got {self.recompute!r})")
         if self.vpp > 1 and self.pp == 1:
             raise ValueError("vpp > 1 needs pp > 1")
         if self.schedule == "interleaved" and self.vpp == 1:

@@ -116,6 +116,8 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     slowdown = 1.0 / (1.0 - inp.spec.hardware.device.comm_sm_fraction)
     param_ready = {}
     grad_events = defaultdict(list)
+    overlap_grads = inp.spec.parallel.overlap_grad_reduce
+    held = defaultdict(lambda: [0.0, 0.0])     # stage -> gradient elements (dense, expert) not yet reduced
 
     def ev(key):
         if key not in ready:
@@ -184,8 +186,11 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
                     st.log.compute_s += t * scale
                     st.record(f"{ph}{mb}.c{c}", "compute", t0, "compute")
             elif kind == "grad":
-                if mb == last_mb:
+                if mb == last_mb and overlap_grads:
                     grad_events[s].append(env.process(grad_reduce(st, a, b)))
+                elif mb == last_mb:
+                    held[s][0] += a          # reduced in one go after the stage's whole backward
+                    held[s][1] += b
             else:
                 yield from comm(st, kind, a, b, lat, f"{kind}:{ph}{mb}")
         st.leave(label)
@@ -217,6 +222,8 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
                 yield env.all_of([env.process(run_task(st, t, True)) for t in slot])
         st._close()
         t0 = env.now
+        if any(held[st.idx]):
+            grad_events[st.idx].append(env.process(grad_reduce(st, *held[st.idx])))
         if grad_events[st.idx]:                  # the optimizer step waits for its gradients
             yield env.all_of(grad_events[st.idx])
             st.log.exposed["dp"] += env.now - t0

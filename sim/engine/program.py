@@ -12,9 +12,11 @@ A segment is a tuple ``(kind, compute_s, intra_bytes, inter_bytes, latency_s)``:
 
 The builder first emits typed pieces per layer ("gemm", "core", "elem" and communication); the
 backward is derived from them: a GEMM's backward is a data-gradient GEMM plus a weight-gradient
-GEMM of the same size, flash-attention's core backward costs 2.5x its forward (five matmuls
-against two: Dao 2023, FlashAttention-2 sec. 3.1), a memory-bound op's backward moves twice its
-bytes (it reads the saved input and the incoming gradient). Both the DES and the analytic
+GEMM of the same size, the attention core carries its own backward time (flash attention: 2.5x
+its forward, five matmuls against two: Dao 2023, FlashAttention-2 sec. 3.1; the unfused kernel:
+its batched GEMMs and passes over the score matrix), a memory-bound op's backward moves twice its
+bytes (it reads the saved input and the incoming gradient). A selective recompute re-runs the
+pieces of the modules ``ParallelConfig.recomputed`` names before the layer's backward. Both the DES and the analytic
 estimate read these lists: one cost model, two executors.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,6 +45,15 @@ ELEM_BWD = 2.0            # memory-bound backward / forward bytes (reads saved i
 
 Seg = tuple  # (kind, compute_s, intra_bytes, inter_bytes, latency_s)
 COMPUTE_PIECES = ("gemm", "core", "elem")
+
+
+class Part(NamedTuple):
+    """A layer part's forward pieces, forward FLOPs, and what a selective recompute redoes."""
+
+    segs: list
+    flops: float
+    recompute: list
+    recompute_flops: float
 
 
 def _comm(kind: str, c: CommCost) -> Seg:
@@ -165,39 +177,73 @@ class ProgramBuilder:
             return self.comm.reduce_scatter(self.tp_group, nbytes)
         return self.comm.all_reduce(self.tp_group, nbytes)
 
-    # ---- one layer, forward: (pieces, forward FLOPs, selective-recompute pieces) --------
+    # ---- one layer, forward: Part(pieces, forward FLOPs, recompute pieces, recompute FLOPs) ----
     @cached_property
-    def attention(self) -> tuple[list[Seg], float, list[Seg]]:
+    def core(self) -> tuple[float, float, float]:
+        """Attention core of one micro-batch on one device: (forward s, backward s, hardware FLOPs)."""
+        m, t, tp, w = self.m, self.t, self.tp, self.w
+        if w.attention_kernel == "flash":
+            flops = t * attention_core_flops(m, w.seq_len) / tp        # causal: the kernel skips masked tiles
+            t_f = float(self.cm.attention_time(flops, flops))
+            return t_f, CORE_BWD * t_f, flops
+        # unfused (Megatron-LM 2021, arXiv 2104.04473 sec. 4.2): QK^T writes the full s x s scores
+        # (the causal mask is applied by the fused scale-mask-softmax kernel, which reads and writes
+        # them), attention dropout reads them and writes its output and a 1-byte mask, AV reads them.
+        # Backward: AV's two batched GEMMs (dP written, P read), dropout backward (dP, mask in, grad
+        # out), softmax backward (output and grad in, grad out), QK^T's two batched GEMMs (dS read).
+        if m.attention == "mla":
+            dqk, dv = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim, m.mla.v_head_dim
+        else:
+            dqk = dv = m.dim_per_head
+        heads = m.num_attention_heads / tp
+        E = heads * t * w.seq_len                                   # score elements (local queries x keys)
+        f1, f2 = 2.0 * E * dqk, 2.0 * E * dv
+        bmm1 = float(self.cm.gemm_time(f1, f1, act_bytes=ACT * (E + 2 * t * heads * dqk), low_precision=False))
+        bmm2 = float(self.cm.gemm_time(f2, f2, act_bytes=ACT * (E + 2 * t * heads * dv), low_precision=False))
+        dropout = self.mem((2 * ACT + 1) * E) if w.attention_dropout > 0 else 0.0
+        fwd = bmm1 + self.mem(2 * ACT * E) + dropout + bmm2
+        bwd = 2 * bmm2 + dropout + self.mem(3 * ACT * E) + 2 * bmm1
+        return fwd, bwd, f1 + f2
+
+    @cached_property
+    def attention(self) -> Part:
         m, t, tp = self.m, self.t, self.tp
         h = m.hidden_size
+        mods = self.p.recomputed
         proj = t * attention_proj_flops(m) / tp
-        core = t * attention_core_flops(m, self.w.seq_len) / tp
         n_gemm = 6 if m.attention == "mla" else 4
         t_proj = self.gemm(proj, n_gemm, attention_params(m) / tp)
-        t_core = float(self.cm.attention_time(core, core))
+        t_core, t_core_bwd, core = self.core
         heads_dim = m.num_attention_heads * (m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
                                              if m.attention == "mla" else m.dim_per_head)
         t_elem = self.mem(ACT * (6 * self.tsp * h + 4 * t * heads_dim / tp))   # norm, rope, residual
-        recompute = [_piece("elem", t_elem)]
-        if m.attention == "mla":
+        core_piece = ("core", t_core, t_core_bwd, 0.0, 0.0)
+        recompute, re_flops = [], 0.0
+        if "layernorm" in mods:
+            recompute.append(_piece("elem", t_elem))
+        if m.attention == "mla" and "mla_up_proj" in mods:
             # selective recompute regenerates Q, K, V from the latents: the MLA up-projections
             # (DeepSeek-V3 sec. 3.2.3 "Recomputation of RMSNorm and MLA Up-Projection")
             a, n = m.mla, m.num_attention_heads
             up = 2.0 * t * n * ((a.q_lora_rank or 0) * (a.qk_nope_head_dim + a.qk_rope_head_dim)
                                 + a.kv_lora_rank * (a.qk_nope_head_dim + a.v_head_dim)) / tp
             recompute.append(_piece("gemm", self.gemm(up, 2, up / (2 * t))))
-        segs = [_comm("tp", self.tp_gather), _piece("elem", t_elem), _piece("gemm", t_proj),
-                _piece("core", t_core)]
+            re_flops += up
+        if "core_attn" in mods:                     # Korthikanti et al. 2022 (arXiv 2205.05198) sec. 4.2
+            recompute.append(core_piece)
+            re_flops += core
+        segs = [_comm("tp", self.tp_gather), _piece("elem", t_elem), _piece("gemm", t_proj), core_piece]
         if self.p.cp > 1:
             kv = (m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) if m.attention == "mla" else 2 * m.kv_heads * m.dim_per_head / tp
             c = self.comm.p2p(ACT * t * kv * (self.p.cp - 1), inter_node=self.cp_group.nodes > 1)
             exposed = max(0.0, self.comm.time(c) - t_core)                 # ring attention overlaps KV passing
             segs.append(("cp", exposed, 0.0, 0.0, 0.0))
         segs.append(_comm("tp", self.tp_reduce))
-        return segs, proj + core, recompute
+        return Part(segs, proj + core, recompute, re_flops)
 
-    def ffn(self, ffn: int) -> tuple[list[Seg], float, list[Seg]]:
+    def ffn(self, ffn: int) -> Part:
         m, t, tp = self.m, self.t, self.tp
+        mods = self.p.recomputed
         flops = 2.0 * t * ffn_params(m, ffn) / tp
         n_gemm = 3 if m.activation == "swiglu" else 2
         t_gemm = self.gemm(flops, n_gemm, ffn_params(m, ffn) / tp)
@@ -205,16 +251,20 @@ class ProgramBuilder:
         t_norm = self.mem(ACT * 4 * self.tsp * m.hidden_size)
         segs = [_comm("tp", self.tp_gather), _piece("elem", t_norm), _piece("gemm", t_gemm),
                 _piece("elem", t_act), _comm("tp", self.tp_reduce)]
-        return segs, flops, [_piece("elem", t_norm + t_act)]
+        if "mlp" in mods:                           # the whole FFN block, its TP collectives included
+            return Part(segs, flops, list(segs), flops)
+        recompute = [_piece("elem", t) for t, mod in ((t_norm, "layernorm"), (t_act, "mlp_act")) if mod in mods]
+        return Part(segs, flops, recompute, 0.0)
 
     @cached_property
-    def dense_ffn(self):
+    def dense_ffn(self) -> Part:
         return self.ffn(self.m.ffn_hidden_size)
 
     @cached_property
-    def moe_fixed(self) -> tuple[list[Seg], float, list[Seg]]:
+    def moe_fixed(self) -> Part:
         """The routing-independent part of an MoE block: norm, router, shared experts."""
         m, t, tp = self.m, self.t, self.tp
+        mods = self.p.recomputed
         e, h = m.moe, m.hidden_size
         flops = 2.0 * self.tsp * h * e.num_experts
         t_router = self.gemm(flops, 1, h * e.num_experts, low_precision=False)
@@ -222,20 +272,24 @@ class ProgramBuilder:
         t_norm = self.mem(ACT * 4 * self.tsp * h)
         pre = [_comm("tp", self.tp_gather)] if (tp > 1 and e.num_shared_experts) else []
         pieces = pre + [_piece("elem", t_norm + t_router_elem), _piece("gemm", t_router)]
-        recompute = [_piece("elem", t_norm)]
+        recompute = [_piece("elem", t_norm)] if "layernorm" in mods else []
+        re_flops = 0.0
         if e.num_shared_experts:
             sf = e.num_shared_experts * e.shared_ffn
             sflops = 2.0 * t * ffn_params(m, sf) / tp
-            pieces.append(_piece("gemm", self.gemm(sflops, 3 if m.activation == "swiglu" else 2,
-                                                   ffn_params(m, sf) / tp)))
+            t_shared = self.gemm(sflops, 3 if m.activation == "swiglu" else 2, ffn_params(m, sf) / tp)
             t_act = self.mem(ACT * 3 * t * sf / tp)
-            pieces.append(_piece("elem", t_act))
-            recompute.append(_piece("elem", t_act))
+            pieces += [_piece("gemm", t_shared), _piece("elem", t_act)]
+            if "shared_experts" in mods:
+                recompute += [_piece("gemm", t_shared), _piece("elem", t_act)]
+                re_flops += sflops
+            elif "moe_act" in mods:
+                recompute.append(_piece("elem", t_act))
             flops += sflops
-        return pieces, flops, recompute
+        return Part(pieces, flops, recompute, re_flops)
 
-    def moe(self, li: int, s: int, rc: RoutingCosts) -> tuple[list[Seg], float, list[Seg]]:
-        pieces, flops, recompute = self.moe_fixed
+    def moe(self, li: int, s: int, rc: RoutingCosts) -> Part:
+        pieces, flops, recompute, re_flops = self.moe_fixed
         dispatch_scale = 0.5 * (1.0 + 1.0 / 64) if self.fp8 else 1.0    # FP8 dispatch with 1/128 scales (DeepSeek-V3 sec 3.3)
         lat = rc.a2a_latency_s
         dispatch = ("ep_a2a", 0.0, rc.a2a_intra[li, s] * dispatch_scale, rc.a2a_inter[li, s] * dispatch_scale, lat)
@@ -244,13 +298,18 @@ class ProgramBuilder:
                          _piece("elem", rc.expert_elem_s[li, s]), combine]
         if self.tp > 1 and self.m.moe.num_shared_experts:
             segs.append(_comm("tp", self.tp_reduce))
-        # selective recompute also redoes the routed experts' activation function (SwiGLU output)
-        recompute = recompute + [_piece("elem", rc.expert_elem_s[li, s])]
-        return segs, flops + float(rc.expert_flops_mean[li, s]), recompute
+        flops = flops + float(rc.expert_flops_mean[li, s])
+        if "moe" in self.p.recomputed:
+            # the whole MoE block (router, dispatch, experts, combine) runs again (Megatron-Core
+            # --recompute-modules moe); its all-to-alls are repeated too
+            return Part(segs, flops, list(segs), flops)
+        if "moe_act" in self.p.recomputed:      # the routed experts' activation function (SwiGLU output)
+            recompute = recompute + [_piece("elem", rc.expert_elem_s[li, s])]
+        return Part(segs, flops, recompute, re_flops)
 
 
 def to_forward(pieces: list[Seg]) -> list[Seg]:
-    return [(("compute",) + p[1:]) if p[0] in COMPUTE_PIECES else p for p in pieces]
+    return [("compute", p[1], 0.0, 0.0, 0.0) if p[0] in COMPUTE_PIECES else p for p in pieces]
 
 
 def to_backward(pieces: list[Seg]) -> list[Seg]:
@@ -261,8 +320,8 @@ def to_backward(pieces: list[Seg]) -> list[Seg]:
         if k == "gemm":
             out.append(("compute", c, 0.0, 0.0, 0.0))      # data gradient
             out.append(("wgrad", c, 0.0, 0.0, 0.0))        # weight gradient
-        elif k == "core":
-            out.append(("compute", CORE_BWD * c, 0.0, 0.0, 0.0))
+        elif k == "core":                                  # ("core", forward s, backward s, 0, 0)
+            out.append(("compute", a, 0.0, 0.0, 0.0))
         elif k == "elem":
             out.append(("compute", ELEM_BWD * c, 0.0, 0.0, 0.0))
         else:
@@ -327,12 +386,13 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
         pieces: list[Seg] = []
         re: list[Seg] = []
         fl = 0.0
-        for segs, f_, r_ in make_parts():
+        fre = 0.0
+        for segs, f_, r_, rf_ in make_parts():
             pieces += segs
             fl += f_
             re += r_
+            fre += rf_
         lb = to_backward(pieces)
-        fre = 0.0
         if recompute == "full":
             lb = to_forward(pieces) + lb
             fre = fl
@@ -364,7 +424,7 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
                         def mtp_parts(jj=jj, s=s):
                             mf = b.moe(jj, s, rc) if model.is_moe else b.dense_ffn
                             pf = 2.0 * t * 2 * h * h / tp
-                            return [([_piece("gemm", b.gemm(pf, 1, 2 * h * h / tp))], pf, []), att, mf]
+                            return [Part([_piece("gemm", b.gemm(pf, 1, 2 * h * h / tp))], pf, [], 0.0), att, mf]
                         keys.append(layer(("mtp", jj, s), mtp_parts, (2 * h * h + attention_params(model)) / tp))
                     if "head" not in blocks:
                         t_lm = heads * b.gemm(lm, 1, h * model.vocab_size / tp, low_precision=False)

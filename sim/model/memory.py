@@ -76,42 +76,48 @@ def layer_activation_bytes(
     tsp = t / tp if (par.sequence_parallel and tp > 1) else t  # sequence-parallel shard
     if par.recompute == "full":
         return ACT_BYTES * tsp * h                            # only the layer input is checkpointed
-    selective = par.recompute == "selective"
+    mods = par.recomputed                                     # empty unless selective
     # FP8 training caches the inputs of Linear layers in FP8 for their backward (DeepSeek-V3 sec 3.3.2)
     lin = 1.0 if work.precision == "fp8" else ACT_BYTES
     b = ACT_BYTES * 2 * tsp * h                               # layer input + residual before the FFN norm
-    if not selective:
+    if "layernorm" not in mods:
         b += lin * 2 * tsp * h                                # the two norm outputs (inputs of linears)
     n = model.num_attention_heads
     if model.attention == "mla":
         a = model.mla
         qk = a.qk_nope_head_dim + a.qk_rope_head_dim
         b += lin * t * ((a.q_lora_rank or 0) + a.kv_lora_rank + a.qk_rope_head_dim)   # latents (replicated over TP)
-        if not selective:   # selective recompute regenerates Q, K, V from the latents (MLA up-projection)
+        if "mla_up_proj" not in mods:   # recomputing the MLA up-projection regenerates Q, K, V from the latents
             b += ACT_BYTES * t * n * (2 * qk + a.v_head_dim) / tp
         b += lin * t * n * a.v_head_dim / tp                                        # attention output
     else:
         d, g = model.dim_per_head, model.kv_heads
         b += ACT_BYTES * t * (n * d + 2 * g * d) / tp + lin * t * n * d / tp       # Q, K, V; attention output
-    b += 4.0 * t * n / tp                                                           # softmax statistics (fp32)
+    if work.attention_kernel == "flash":
+        b += 4.0 * t * n / tp                                                       # softmax statistics (fp32)
+    elif "core_attn" not in mods:
+        # unfused attention keeps the s x s softmax output, and with attention dropout its 1-byte mask and
+        # its output: the 5as/h term of Korthikanti et al. 2022 (arXiv 2205.05198) eq. 1 (2as/h without dropout)
+        b += (2 * ACT_BYTES + 1 if work.attention_dropout > 0 else ACT_BYTES) * t * work.seq_len * n / tp
 
-    def ffn(tokens: float, f: float, split: int) -> float:
+    def ffn(tokens: float, f: float, split: int, act_mod: str) -> float:
         fc1 = lin * tokens * (2 * f if model.activation == "swiglu" else f) / split  # fc1 output (activation input)
-        act = 0.0 if selective else lin * tokens * f / split                        # activation output (fc2 input)
+        act = 0.0 if act_mod in mods else lin * tokens * f / split                  # activation output (fc2 input)
         return fc1 + act
 
     if not is_moe:
-        b += ffn(t, model.ffn_hidden_size, tp)
-    else:
+        if "mlp" not in mods:                                  # a recomputed FFN keeps only its input
+            b += ffn(t, model.ffn_hidden_size, tp, "mlp_act")
+    elif "moe" not in mods:                                    # a recomputed MoE block keeps only its input
         e = model.moe
         b += 4.0 * tsp * e.num_experts                                              # router scores (fp32)
-        if e.num_shared_experts:
-            b += ffn(t, e.num_shared_experts * e.shared_ffn, tp)
+        if e.num_shared_experts and "shared_experts" not in mods:
+            b += ffn(t, e.num_shared_experts * e.shared_ffn, tp, "moe_act")
         # routed tokens on this device: each token of the SP shard goes to top_k experts; with expert TP
         # the tokens of the expert-TP group are gathered first
         r = tsp * e.top_k * par.etp * moe_load_factor
         b += r * h * (lin + ACT_BYTES)                                              # dispatched input, expert output
-        b += ffn(r, e.expert_ffn_hidden_size, par.etp)
+        b += ffn(r, e.expert_ffn_hidden_size, par.etp, "moe_act")
     return b
 
 
@@ -181,7 +187,7 @@ def stage_memory(
         # fp32 logits and their gradient for the micro-batch in flight (vocab-parallel over TP)
         transient = 2 * 4.0 * t * model.vocab_size / par.tp * (1 + model.mtp_layers)
     if par.recompute != "none":
-        full = par.model_copy(update={"recompute": "none"})
+        full = par.model_copy(update={"recompute": "none", "recompute_modules": None})
         biggest_layer = max(layer_activation_bytes(model, full, work, m, moe_load_factor) for m in (False, True)
                             if (m and model.is_moe) or (not m and model.num_dense_layers))
         transient = max(transient, biggest_layer)

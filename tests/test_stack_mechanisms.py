@@ -1,0 +1,160 @@
+"""Software-stack mechanisms: unfused attention, selective-recompute modules, gradient-reduction overlap.
+
+Each is checked against a hand calculation or a published formula, not only for direction.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.config import load_model
+from sim.config.parallel import DEFAULT_SELECTIVE, ParallelConfig
+from sim.config.workload import Workload
+from sim.engine.run import simulate
+from sim.engine.spec import make_runspec
+from sim.engine.step import build_step
+from sim.errors import UserError
+from sim.model.memory import ACT_BYTES, layer_activation_bytes
+
+GPT = dict(name="gpt-small", num_layers=4, hidden_size=2048, num_attention_heads=16, ffn_hidden_size=8192,
+           vocab_size=32000, attention="mha", activation="gelu")
+
+
+def _spec(work=None, model=None, hardware="a100-80g", routing=None, **par):
+    p = dict(devices=8, tp=1, pp=1, global_batch_size=16, micro_batch_size=1, recompute="none",
+             distributed_optimizer=False)
+    p.update(par)
+    return make_runspec(dict(model=model or GPT, hardware=hardware, parallel=p,
+                             workload=work or dict(seq_len=2048), routing=routing or dict(mode="balanced")))
+
+
+def _core_piece(spec):
+    b = build_step(spec).programs
+    return next(sg for sg in b.blocks[("dense",)].fwd if sg[0] == "compute"), b
+
+
+# --- unfused attention -------------------------------------------------------------------
+
+
+def test_unfused_attention_time_by_hand():
+    """The unfused core = two batched GEMMs (memory floor: the s x s scores) + softmax + dropout passes."""
+    from sim.cluster.compute import ComputeModel
+    spec = _spec(work=dict(seq_len=2048, attention_kernel="unfused", attention_dropout=0.1))
+    from sim.engine.program import ProgramBuilder
+    inp = build_step(spec)
+    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    fwd, bwd, flops = pb.core
+    s, n, d = 2048, 16, 128
+    E = n * s * s
+    cm = ComputeModel(spec.hardware)
+    bmm = float(cm.gemm_time(2 * E * d, 2 * E * d, act_bytes=2 * (E + 2 * s * n * d), low_precision=False))
+    mem = lambda nbytes: nbytes / cm.mem_bw  # noqa: E731
+    assert fwd == pytest.approx(2 * bmm + mem(4 * E) + mem(5 * E), rel=1e-12)
+    assert bwd == pytest.approx(4 * bmm + mem(5 * E) + mem(6 * E), rel=1e-12)
+    assert flops == pytest.approx(4 * E * d)          # the full s x s, not the causal half
+
+
+def test_unfused_attention_slower_than_flash_and_dropout_costs():
+    flash = simulate(_spec())
+    unfused = simulate(_spec(work=dict(seq_len=2048, attention_kernel="unfused")))
+    dropout = simulate(_spec(work=dict(seq_len=2048, attention_kernel="unfused", attention_dropout=0.1)))
+    assert flash.step_time_s < unfused.step_time_s < dropout.step_time_s
+
+
+def test_unfused_attention_memory_is_korthikanti_5as_term():
+    """Korthikanti et al. 2022 eq. 1: unfused attention keeps 5 a s^2 b bytes per layer with dropout
+    (softmax output 2, mask 1, dropout output 2), 2 a s^2 b without; flash keeps fp32 softmax stats."""
+    m = load_model("megatron-gpt-1.7b")
+    par = ParallelConfig(devices=8, tp=2, global_batch_size=8, recompute="none", sequence_parallel=False)
+    s, b, a = 2048, 1, m.num_attention_heads
+    flash = layer_activation_bytes(m, par, Workload(seq_len=s), False)
+    unf = layer_activation_bytes(m, par, Workload(seq_len=s, attention_kernel="unfused", attention_dropout=0.1), False)
+    nodrop = layer_activation_bytes(m, par, Workload(seq_len=s, attention_kernel="unfused"), False)
+    stats = 4.0 * s * b * a / par.tp
+    assert unf - flash == pytest.approx(5 * a * s * s * b / par.tp - stats)
+    assert nodrop - flash == pytest.approx(2 * a * s * s * b / par.tp - stats)
+    # recomputing the attention core (Korthikanti's selective recompute) drops the s^2 term
+    sel = par.model_copy(update={"recompute": "selective", "recompute_modules": ["core_attn"]})
+    kept = layer_activation_bytes(m, sel, Workload(seq_len=s, attention_kernel="unfused", attention_dropout=0.1), False)
+    assert kept == pytest.approx(unf - 5 * a * s * s * b / par.tp)
+
+
+def test_workload_rejects_bad_attention_fields():
+    with pytest.raises(UserError, match="attention_kernel"):
+        _spec(work=dict(seq_len=2048, attention_kernel="paged"))
+    with pytest.raises(UserError, match="attention_dropout"):
+        _spec(work=dict(seq_len=2048, attention_dropout=1.5))
+
+
+# --- selective recompute modules ---------------------------------------------------------
+
+
+def test_default_selective_equals_explicit_default_modules():
+    a = simulate(_spec(recompute="selective"))
+    b = simulate(_spec(recompute="selective", recompute_modules=list(DEFAULT_SELECTIVE)))
+    assert a.to_dict() == b.to_dict()
+
+
+def test_recompute_modules_need_selective():
+    with pytest.raises(UserError, match="recompute_modules needs recompute 'selective'"):
+        _spec(recompute="full", recompute_modules=["moe"])
+    with pytest.raises(UserError, match="recompute_modules"):
+        _spec(recompute="selective", recompute_modules=["everything"])
+
+
+def _moe_spec(mods):
+    model = dict(GPT, name="tiny-moe", num_layers=2,
+                 moe=dict(num_experts=8, top_k=2, expert_ffn_hidden_size=2048))
+    return _spec(model=model, hardware="h100-sxm", devices=8, ep=8, global_batch_size=16,
+                 recompute="selective", recompute_modules=mods)
+
+
+def test_moe_recompute_repeats_the_whole_block():
+    """Recomputing the MoE block adds its forward (router, experts and both all-to-alls) to the
+    backward, in place of the norm alone; the attention part is untouched."""
+    from sim.engine.program import COMPUTE_PIECES, ProgramBuilder
+    spec = _moe_spec(["layernorm"])
+    inp = build_step(spec)
+    base = inp.programs
+    full = build_step(_moe_spec(["layernorm", "moe"])).programs
+    key = next(k for k in base.blocks if k[0] == "moe")
+    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    part = pb.moe(key[1], key[2], base.routing)
+    moe_compute = sum(sg[1] for sg in part.segs if sg[0] in COMPUTE_PIECES)
+    norm = sum(sg[1] for sg in part.recompute)
+    bwd_compute = lambda blk: sum(sg[1] for sg in blk.bwd if sg[0] == "compute")  # noqa: E731
+    extra = bwd_compute(full.blocks[key]) - bwd_compute(base.blocks[key])
+    assert extra == pytest.approx(moe_compute - norm, rel=1e-9) and extra > 0
+    n_a2a = lambda blk: sum(1 for sg in blk.bwd if sg[0] == "ep_a2a")  # noqa: E731
+    assert n_a2a(full.blocks[key]) == n_a2a(base.blocks[key]) + 2
+    assert full.blocks[key].flops_re == pytest.approx(part.flops) and base.blocks[key].flops_re == 0
+
+
+def test_moe_recompute_trades_memory_for_time():
+    lo = simulate(_moe_spec(["layernorm", "moe"]))
+    hi = simulate(_moe_spec(["layernorm", "moe_act"]))
+    assert lo.peak_memory_gib < hi.peak_memory_gib
+    assert lo.step_time_s > hi.step_time_s
+    # hardware FLOPs (hfu x step time) grow by the recomputed block; model FLOPs do not
+    assert lo.hfu * lo.step_time_s > hi.hfu * hi.step_time_s
+    assert lo.mfu * lo.step_time_s == pytest.approx(hi.mfu * hi.step_time_s, rel=1e-9)
+
+
+# --- gradient-reduction overlap ----------------------------------------------------------
+
+
+def test_grad_reduce_after_backward_exposes_the_whole_reduction():
+    """Without overlap the stage's whole gradient reduction sits between its last backward and the
+    optimizer step: the exposed DP time equals the reduction's own time."""
+    spec = _spec(devices=16, global_batch_size=16, overlap_grad_reduce=False)
+    inp = build_step(spec)
+    pr = inp.programs
+    dense = sum(sg[2] for k in pr.layout[0][0][0] for sg in pr.blocks[k].bwd if sg[0] == "grad")
+    want = inp.comm.time(inp.grad_reduce(dense, 0.0))
+    rep = simulate(spec)
+    assert rep.exposed_comm_s["dp"] == pytest.approx(want, rel=1e-9)
+    overlapped = simulate(_spec(devices=16, global_batch_size=16))
+    assert overlapped.exposed_comm_s["dp"] < rep.exposed_comm_s["dp"]
+    assert overlapped.step_time_s < rep.step_time_s
+    analytic = simulate(spec, executor="analytic")
+    assert analytic.exposed_comm_s["dp"] == pytest.approx(want, rel=1e-9)

@@ -14,7 +14,7 @@ from sim.engine.run import simulate
 from sim.engine.spec import make_runspec
 from sim.engine.step import build_step
 from sim.errors import UserError
-from sim.model.memory import ACT_BYTES, layer_activation_bytes
+from sim.model.memory import layer_activation_bytes
 
 GPT = dict(name="gpt-small", num_layers=4, hidden_size=2048, num_attention_heads=16, ffn_hidden_size=8192,
            vocab_size=32000, attention="mha", activation="gelu")

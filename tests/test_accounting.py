@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.config import ModelConfig, ParallelConfig, Workload, load_model, preset_names
+from sim.config import ModelConfig, ParallelConfig, Workload, load_hardware, load_model, preset_names
 from sim.model import (
     flops_per_token,
     model_flops_per_token,
@@ -241,3 +241,42 @@ def test_partition_places_embedding_and_head(pp, vpp):
     # first_k_dense_layers are dense, the rest MoE
     flags = {layer: f for stage in parts for c in stage for layer, f in zip(c.layers, c.moe, strict=True)}
     assert [flags[i] for i in range(m.num_layers)] == [i >= m.first_k_dense_layers for i in range(m.num_layers)]
+
+
+@pytest.mark.parametrize("num_layers,pp,vpp,first,last", [
+    (126, 16, 8, 1, 1),   # Llama 3 405B (arXiv 2407.21783 sec. 3.3.2): embedding-only and loss-only chunks
+    (61, 16, 1, 1, 2),    # DeepSeek-V3 with MTP: first stage 3 layers, last stage 2 (NeMo recipe split)
+    (94, 8, 4, 1, 1),     # Qwen3-235B: 96 positions over 32 chunks
+    (61, 16, 2, 1, 2),
+])
+def test_chunk_sizes_with_embedding_and_loss_slots(num_layers, pp, vpp, first, last):
+    sizes = chunk_sizes(num_layers, pp, vpp, first, last)
+    assert sum(sizes) == num_layers and min(sizes) >= 0
+    slots = [sizes[0] + first] + sizes[1:-1] + [sizes[-1] + last]   # positions, slots counted as layers
+    assert max(slots) - min(slots) <= 1
+
+
+def test_llama3_split_gives_embedding_only_and_loss_only_chunks():
+    m = load_model("llama3-405b")
+    p = _par(devices=16 * 8, tp=8, pp=16, vpp=8, global_batch_size=32,
+             account_for_embedding_in_pipeline_split=True, account_for_loss_in_pipeline_split=True)
+    parts = partition(m, p)
+    assert parts[0][0].embedding and parts[0][0].layers == ()
+    assert parts[15][7].head and parts[15][7].layers == ()
+    assert all(len(c.layers) == 1 for stage in parts for c in stage if not (c.embedding or c.head))
+    # the DES plays the empty chunks (embedding or head only) like any other
+    from sim.engine.run import simulate
+    from sim.engine.spec import RunSpec
+    rep = simulate(RunSpec(model=m, parallel=p, hardware=load_hardware("h100-sxm")), check_memory=False)
+    assert rep.step_time_s > 0
+
+
+def test_slots_need_room():
+    from sim.config.compat import compat_errors
+    m = load_model("megatron-gpt-1.7b")
+    p = _par(devices=26, pp=26, global_batch_size=26, account_for_embedding_in_pipeline_split=True,
+             account_for_loss_in_pipeline_split=True)
+    assert compat_errors(m, p) == []
+    p = _par(devices=28, pp=28, global_batch_size=28, account_for_embedding_in_pipeline_split=True,
+             account_for_loss_in_pipeline_split=True)
+    assert any("embedding/loss slots" in e for e in compat_errors(m, p))

@@ -19,8 +19,12 @@ def compat_errors(
         errs.append(f"parallel.tp ({par.tp}) and num_query_groups ({model.kv_heads}) must divide one another")
     if model.ffn_hidden_size % par.tp:
         errs.append(f"parallel.tp ({par.tp}) must divide ffn_hidden_size ({model.ffn_hidden_size})")
-    if model.num_layers < par.pp * par.vpp:
-        errs.append(f"num_layers ({model.num_layers}) must be >= pp*vpp ({par.pp * par.vpp})")
+    first, last = par.pipeline_slots(model.mtp_layers)
+    if model.num_layers + first + last < par.pp * par.vpp:
+        slots = f" + {first + last} embedding/loss slots" if first + last else ""
+        errs.append(f"num_layers ({model.num_layers}){slots} must be >= pp*vpp ({par.pp * par.vpp})")
+    elif (first or last) and par.pp * par.vpp == 1:
+        errs.append("account_for_embedding/loss_in_pipeline_split need pp*vpp > 1")
     if model.moe is None:
         if par.ep > 1:
             errs.append(f"parallel.ep ({par.ep}) > 1 needs an MoE model ('{model.name}' is dense)")

@@ -62,6 +62,16 @@ class ParallelConfig(StrictModel):
     distributed_optimizer: bool = Field(
         True, description="Shard fp32 master weights and Adam states over data-parallel ranks (ZeRO-1) (unit: none)"
     )
+    account_for_embedding_in_pipeline_split: bool = Field(
+        False,
+        description="Count the input embedding as one layer when splitting layers over pipeline chunks "
+        "(Megatron-LM flag of the same name): the first chunk holds one layer fewer (unit: none)",
+    )
+    account_for_loss_in_pipeline_split: bool = Field(
+        False,
+        description="Count the LM head and loss (and each MTP module) as one layer each when splitting "
+        "layers over pipeline chunks (Megatron-LM flag of the same name) (unit: none)",
+    )
     overlap_grad_reduce: bool = Field(
         True,
         description="Start each layer's data-parallel gradient reduction as soon as its last backward "
@@ -100,6 +110,14 @@ class ParallelConfig(StrictModel):
     @property
     def num_microbatches(self) -> int:
         return self.global_batch_size // (self.micro_batch_size * self.dp)
+
+    def pipeline_slots(self, mtp_layers: int = 0) -> tuple[int, int]:
+        """(first, last) model-chunk layer positions taken by the embedding and by the loss. The loss
+        slot also counts each MTP module as a layer (an MTP module is a transformer layer plus a
+        projection; NVIDIA NeMo's DeepSeek-V3 recipe gives the last stage 64/pp - 2 of 61 layers)."""
+        first = 1 if self.account_for_embedding_in_pipeline_split else 0
+        last = 1 + mtp_layers if self.account_for_loss_in_pipeline_split else 0
+        return first, last
 
     @property
     def recomputed(self) -> frozenset[str]:

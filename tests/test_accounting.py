@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.config import ModelConfig, ParallelConfig, Workload, load_hardware, load_model, preset_names
+from sim.config import (
+    ModelConfig,
+    ParallelConfig,
+    Workload,
+    load_hardware,
+    load_model,
+    preset_names,
+)
 from sim.model import (
     flops_per_token,
     model_flops_per_token,

@@ -158,3 +158,24 @@ def test_grad_reduce_after_backward_exposes_the_whole_reduction():
     assert overlapped.step_time_s < rep.step_time_s
     analytic = simulate(spec, executor="analytic")
     assert analytic.exposed_comm_s["dp"] == pytest.approx(want, rel=1e-9)
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+
+def test_run_cli_stack_flags(capsys):
+    import json
+
+    from sim.cli.main import main
+    base = ["run", "--model", "megatron-gpt-1.7b", "--hardware", "a100-80g", "--devices", "8", "--pp", "2",
+            "--gbs", "8", "--seq", "2048", "--format", "json"]
+    assert main(base + ["--recompute", "none"]) == 0
+    flash = json.loads(capsys.readouterr().out)
+    assert main(base + ["--recompute", "selective", "--recompute-modules", "layernorm,core_attn",
+                        "--attention-kernel", "unfused", "--no-overlap-grad-reduce",
+                        "--account-for-embedding-and-loss"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["step_time_s"] > flash["step_time_s"]
+    assert main(base + ["--recompute", "full", "--recompute-modules", "moe"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "recompute_modules" in err and len(err.strip().splitlines()) == 1

@@ -33,6 +33,14 @@ def add_parser(sub):
     p.add_argument("--seq", type=int, help="sequence length (tokens)")
     p.add_argument("--precision", choices=["bf16", "fp8"])
     p.add_argument("--recompute", choices=["none", "selective", "full"])
+    p.add_argument("--recompute-modules", metavar="LIST",
+                   help="with --recompute selective: comma-separated modules (layernorm, core_attn, mla_up_proj, "
+                   "moe_act, mlp_act, mlp, moe, shared_experts)")
+    p.add_argument("--attention-kernel", choices=["flash", "unfused"], help="attention core implementation")
+    p.add_argument("--no-overlap-grad-reduce", action="store_true", default=None,
+                   help="reduce gradients after the whole backward (2021 Megatron-LM)")
+    p.add_argument("--account-for-embedding-and-loss", action="store_true", default=None,
+                   help="embedding and loss (+ MTP) take a layer position each in the pipeline split")
     p.add_argument("--schedule", choices=["1f1b", "interleaved", "dualpipe"])
     p.add_argument("--a2a-overlap", action="store_true", default=None, help="overlap EP all-to-all with another micro-batch's compute")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
@@ -63,11 +71,20 @@ def spec_from_args(args) -> dict:
         par["tp_extends_ep"] = True
     if args.a2a_overlap:
         par["a2a_overlap"] = True
+    if args.recompute_modules:
+        par["recompute_modules"] = [w.strip() for w in args.recompute_modules.split(",") if w.strip()]
+    if args.no_overlap_grad_reduce:
+        par["overlap_grad_reduce"] = False
+    if args.account_for_embedding_and_loss:
+        par["account_for_embedding_in_pipeline_split"] = True
+        par["account_for_loss_in_pipeline_split"] = True
     work = data.setdefault("workload", {})
     if args.seq is not None:
         work["seq_len"] = args.seq
     if args.precision:
         work["precision"] = args.precision
+    if args.attention_kernel:
+        work["attention_kernel"] = args.attention_kernel
     data.setdefault("routing", {}).update(routing_overrides(args))
     for need in ("model", "hardware"):
         if need not in data:

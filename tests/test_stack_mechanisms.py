@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from sim.cluster.compute import ComputeModel
 from sim.config import load_model
 from sim.config.parallel import DEFAULT_SELECTIVE, ParallelConfig
 from sim.config.workload import Workload
+from sim.engine.program import COMPUTE_PIECES, ProgramBuilder
 from sim.engine.run import simulate
 from sim.engine.spec import make_runspec
 from sim.engine.step import build_step
@@ -28,19 +30,12 @@ def _spec(work=None, model=None, hardware="a100-80g", routing=None, **par):
                              workload=work or dict(seq_len=2048), routing=routing or dict(mode="balanced")))
 
 
-def _core_piece(spec):
-    b = build_step(spec).programs
-    return next(sg for sg in b.blocks[("dense",)].fwd if sg[0] == "compute"), b
-
-
 # --- unfused attention -------------------------------------------------------------------
 
 
 def test_unfused_attention_time_by_hand():
     """The unfused core = two batched GEMMs (memory floor: the s x s scores) + softmax + dropout passes."""
-    from sim.cluster.compute import ComputeModel
     spec = _spec(work=dict(seq_len=2048, attention_kernel="unfused", attention_dropout=0.1))
-    from sim.engine.program import ProgramBuilder
     inp = build_step(spec)
     pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
     fwd, bwd, flops = pb.core
@@ -112,7 +107,6 @@ def _moe_spec(mods):
 def test_moe_recompute_repeats_the_whole_block():
     """Recomputing the MoE block adds its forward (router, experts and both all-to-alls) to the
     backward, in place of the norm alone; the attention part is untouched."""
-    from sim.engine.program import COMPUTE_PIECES, ProgramBuilder
     spec = _moe_spec(["layernorm"])
     inp = build_step(spec)
     base = inp.programs

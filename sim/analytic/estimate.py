@@ -110,18 +110,20 @@ def estimate(inp: StepInputs) -> DESResult:
     grad_of = {k: _grad_elems(blk.bwd) for k, blk in pr.blocks.items()}
     overlap = inp.spec.parallel.overlap_grad_reduce
     costs = {}                                                     # (stage, chunk, phase) -> _Cost
-    grads = [0.0] * pp
-    held = [[0.0, 0.0] for _ in range(pp)]
+    grads = [0.0] * pp                                             # per stage: its gradient-reduction time
     for s in range(pp):
+        stage_grads = []                                           # (dense, expert) elements per block
         for c in range(chunks):
             ms, mc = model_stage(name, pp, s, c)
             for ph in ("F", "B", "b", "W"):
                 costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights)
-            grads[s] += sum(inp.comm.time(inp.grad_reduce(*grad_of[k])) for k in pr.layout[ms][mc][0]) if overlap else 0.0
-            held[s][0] += sum(grad_of[k][0] for k in pr.layout[ms][mc][0])
-            held[s][1] += sum(grad_of[k][1] for k in pr.layout[ms][mc][0])
+            chunk_grads = [grad_of[k] for k in pr.layout[ms][mc][0]]
+            if overlap:                                            # one reduction per layer as it completes
+                grads[s] += sum(inp.comm.time(inp.grad_reduce(*g)) for g in chunk_grads)
+            stage_grads += chunk_grads
         if not overlap:                                            # one reduction after the whole backward
-            grads[s] = inp.comm.time(inp.grad_reduce(*held[s]))
+            grads[s] = inp.comm.time(inp.grad_reduce(sum(g[0] for g in stage_grads),
+                                                     sum(g[1] for g in stage_grads)))
     logs = [StageLog() for _ in range(pp)]
     exposed_mb = []
     if name == "dualpipe":

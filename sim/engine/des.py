@@ -188,8 +188,8 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             elif kind == "grad":
                 if mb == last_mb and overlap_grads:
                     grad_events[s].append(env.process(grad_reduce(st, a, b)))
-                elif mb == last_mb:
-                    held[s][0] += a          # reduced in one go after the stage's whole backward
+                elif mb == last_mb:          # reduced in one go after the stage's whole backward
+                    held[s][0] += a
                     held[s][1] += b
             else:
                 yield from comm(st, kind, a, b, lat, f"{kind}:{ph}{mb}")

@@ -55,10 +55,7 @@ def pareto(df: pd.DataFrame, x: str, y: str, *, maximize_x: bool = False, maximi
     masks = [match_rows(df, spec) for spec, _ in marks]
     with style():
         fig, ax = new_axes(ax)
-        xv, yv, ok, bad, n_hidden = split_points(df, x, y)
-        if not show_infeasible:
-            n_hidden += int(bad.sum())
-            bad = np.zeros_like(bad)
+        xv, yv, ok, bad, n_hidden = split_points(df, x, y, show_infeasible)
         okidx = np.flatnonzero(ok)
         front = okidx[pareto_front(xv[ok], yv[ok], maximize_x=maximize_x, maximize_y=maximize_y)]
         behind = ok.copy()

@@ -13,13 +13,19 @@ from sim.plot.table import numeric_values, ok_mask, require_columns
 POINT_SIZE = 28
 
 
-def split_points(df: pd.DataFrame, x: str, y: str):
+def split_points(df: pd.DataFrame, x: str, y: str, show_infeasible: bool = True):
     """(xv, yv, ok, bad_drawn, n_hidden): ok = status ok with finite x and y; bad_drawn = failed
-    rows that still have both coordinates; n_hidden = rows that cannot be placed at all."""
+    rows that still have both coordinates (none unless show_infeasible); n_hidden = rows not drawn
+    (no coordinates, or failed and show_infeasible false)."""
     xv, yv = numeric_values(df, x), numeric_values(df, y)
     finite = np.isfinite(xv) & np.isfinite(yv)
     good = ok_mask(df)
-    return xv, yv, good & finite, ~good & finite, int((~finite).sum())
+    bad = ~good & finite
+    n_hidden = int((~finite).sum())
+    if not show_infeasible:
+        n_hidden += int(bad.sum())
+        bad = np.zeros_like(bad)
+    return xv, yv, good & finite, bad, n_hidden
 
 
 def draw_infeasible(ax, xv, yv, bad, label: str = "infeasible / error") -> None:
@@ -80,10 +86,7 @@ def scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None, ax=None,
     require_columns(df, x, y, color)
     with style():
         fig, ax = new_axes(ax)
-        xv, yv, ok, bad, n_hidden = split_points(df, x, y)
-        if not show_infeasible:
-            n_hidden += int(bad.sum())
-            bad = np.zeros_like(bad)
+        xv, yv, ok, bad, n_hidden = split_points(df, x, y, show_infeasible)
         draw_infeasible(ax, xv, yv, bad)
         if color is None:
             ax.scatter(xv[ok], yv[ok], s=POINT_SIZE, color="C0", edgecolors="white",

@@ -1,9 +1,11 @@
-"""Software-stack mechanisms: unfused attention, selective-recompute modules, gradient-reduction overlap.
+"""Software-stack mechanisms: the measured flash-attention curve, unfused attention, selective-recompute modules, gradient-reduction overlap.
 
 Each is checked against a hand calculation or a published formula, not only for direction.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -28,6 +30,50 @@ def _spec(work=None, model=None, hardware="a100-80g", routing=None, **par):
     p.update(par)
     return make_runspec(dict(model=model or GPT, hardware=hardware, parallel=p,
                              workload=work or dict(seq_len=2048), routing=routing or dict(mode="balanced")))
+
+
+# --- flash attention on the profile's measured kernel curve --------------------------------
+
+
+@pytest.mark.parametrize("seq", [512, 2048, 3000, 16384, 65536])
+def test_flash_core_reads_the_profile_attention_curve(seq):
+    """H100: forward at the fwd column, backward = 2.5x the FLOPs at the bwd column, both read
+    at the kernel's sequence length (log-interpolated, flat beyond the last point)."""
+    spec = _spec(hardware="h100-sxm", work=dict(seq_len=seq))
+    inp = build_step(spec)
+    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    fwd, bwd, flops = pb.core
+    assert flops == pytest.approx(seq * 16 * 2 * 128 * 2 * seq / 2)      # causal QK^T + AV, one sequence
+    pts = spec.hardware.device.flash_attention_efficiency
+    xs = [p[0] for p in pts]
+    i = max(0, min(len(pts) - 2, sum(x <= seq for x in xs) - 1))
+    (x0, f0, b0), (x1, f1, b1) = pts[i], pts[i + 1]
+    w = min(1.0, max(0.0, (math.log(seq) - math.log(x0)) / (math.log(x1) - math.log(x0))))
+    peak = 989.4e12
+    assert fwd == pytest.approx(flops / (peak * (f0 + w * (f1 - f0))), rel=1e-12)
+    assert bwd == pytest.approx(2.5 * flops / (peak * (b0 + w * (b1 - b0))), rel=1e-12)
+
+
+def test_flash_core_without_a_curve_stays_on_the_gemm_curve():
+    """A profile without flash_attention_efficiency (A100 here) times the core on the GEMM curve."""
+    spec = _spec(work=dict(seq_len=4096))
+    assert spec.hardware.device.flash_attention_efficiency is None
+    inp = build_step(spec)
+    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    fwd, bwd, flops = pb.core
+    cm = ComputeModel(spec.hardware)
+    assert fwd == pytest.approx(flops / (312e12 * float(cm.efficiency(flops))), rel=1e-12)
+    assert bwd == pytest.approx(2.5 * fwd, rel=1e-12)
+
+
+def test_flash_curve_is_validated():
+    from sim.config.hardware import DeviceSpec
+    base = dict(name="x", peak_tflops=dict(bf16=1.0), hbm_gib=1, hbm_bandwidth_GBps=1,
+                gemm_efficiency=[[1.0, 0.5]])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        DeviceSpec(**base, flash_attention_efficiency=[[4096, 0.5, 0.5], [1024, 0.4, 0.4]])
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        DeviceSpec(**base, flash_attention_efficiency=[[4096, 0.5, 1.5]])
 
 
 # --- unfused attention -------------------------------------------------------------------

@@ -25,6 +25,8 @@ class ComputeModel:
         self._eff = pts[:, 1]
         self.precision = precision
         self.fp8_scale = d.fp8_gemm_efficiency_scale
+        att = np.asarray(d.flash_attention_efficiency or [], dtype=float)   # (points, 3): seq, fwd, bwd
+        self._attn = (np.log(att[:, 0]), att[:, 1], att[:, 2]) if len(att) else None
 
     def efficiency(self, flops_per_gemm) -> np.ndarray:
         """GEMM efficiency for GEMMs of the given size (FLOPs), interpolated in log size."""
@@ -44,9 +46,18 @@ class ComputeModel:
         t_mem = (np.asarray(weight_bytes, dtype=float) + act_bytes) / self.mem_bw
         return np.maximum(t_flop, t_mem)
 
-    def attention_time(self, flops, flops_per_call):
-        """Flash-attention core (QK^T, softmax, AV) in BF16, on the GEMM efficiency curve."""
-        return np.asarray(flops, dtype=float) / (self.bf16 * self.efficiency(flops_per_call))
+    def attention_time(self, flops, flops_per_call, seq_len=None, backward=False):
+        """Flash-attention core (QK^T, softmax, AV; or its backward) in BF16.
+
+        With the profile's measured fused-attention curve, the efficiency is read at the kernel's
+        sequence length (forward or backward column); without one, the core runs on the GEMM curve.
+        """
+        if self._attn is None or seq_len is None:
+            eff = self.efficiency(flops_per_call)
+        else:
+            logx, fwd, bwd = self._attn
+            eff = np.interp(np.log(np.maximum(np.asarray(seq_len, dtype=float), 1.0)), logx, bwd if backward else fwd)
+        return np.asarray(flops, dtype=float) / (self.bf16 * eff)
 
     def memory_time(self, nbytes):
         """A memory-bound op (norm, activation, permute, optimizer update) moving ``nbytes``."""

@@ -41,6 +41,12 @@ class DeviceSpec(StrictModel):
         "(fine-grained scaling and higher-precision accumulation cost FP8 kernels part of their peak) "
         "(unit: ratio)", gt=0, le=1,
     )
+    flash_attention_efficiency: list[tuple[float, float, float]] | None = Field(
+        None, description="Fused (flash) attention kernel efficiency, causal, BF16: (sequence length, forward "
+        "fraction of dense BF16 peak, backward fraction) points, interpolated in log(sequence length), clamped "
+        "at the ends. Absent: the attention core runs on the GEMM efficiency curve (unit: tokens, fraction, "
+        "fraction)", min_length=1,
+    )
     comm_sm_fraction: float = Field(
         0.0, description="Fraction of the compute units that communication kernels occupy while they run "
         "beside compute (GPU all-to-all kernels run on SMs; NPU collectives on separate DMA engines) "
@@ -56,6 +62,20 @@ class DeviceSpec(StrictModel):
         if xs != sorted(xs) or len(set(xs)) != len(xs):
             raise ValueError("GFLOP points must be strictly increasing")
         if any(not 0 < p[1] <= 1 for p in v):
+            raise ValueError("efficiencies must be in (0, 1]")
+        return v
+
+    @field_validator("flash_attention_efficiency")
+    @classmethod
+    def _attention_curve(cls, v: list[tuple[float, float, float]] | None) -> list[tuple[float, float, float]] | None:
+        if v is None:
+            return v
+        xs = [p[0] for p in v]
+        if any(x <= 0 for x in xs):
+            raise ValueError("sequence lengths must be > 0")
+        if xs != sorted(xs) or len(set(xs)) != len(xs):
+            raise ValueError("sequence lengths must be strictly increasing")
+        if any(not (0 < p[1] <= 1 and 0 < p[2] <= 1) for p in v):
             raise ValueError("efficiencies must be in (0, 1]")
         return v
 

@@ -40,7 +40,7 @@ from sim.model.params import attention_params, ffn_params
 from sim.model.partition import Chunk, partition
 
 ACT = 2.0                 # bf16 activation bytes
-CORE_BWD = 2.5            # flash-attention backward / forward time (FlashAttention-2: 5 matmuls vs 2)
+CORE_BWD = 2.5            # flash-attention backward / forward FLOPs (FlashAttention-2: 5 matmuls vs 2)
 ELEM_BWD = 2.0            # memory-bound backward / forward bytes (reads saved input and gradient, writes gradient)
 
 Seg = tuple  # (kind, compute_s, intra_bytes, inter_bytes, latency_s)
@@ -184,8 +184,10 @@ class ProgramBuilder:
         m, t, tp, w = self.m, self.t, self.tp, self.w
         if w.attention_kernel == "flash":
             flops = t * attention_core_flops(m, w.seq_len) / tp        # causal: the kernel skips masked tiles
-            t_f = float(self.cm.attention_time(flops, flops))
-            return t_f, CORE_BWD * t_f, flops
+            kv = w.seq_len / self.p.cp                                 # keys per kernel call (a ring-attention chunk under CP)
+            t_f = float(self.cm.attention_time(flops, flops, kv))
+            t_b = float(self.cm.attention_time(CORE_BWD * flops, flops, kv, backward=True))
+            return t_f, t_b, flops
         # unfused (Megatron-LM 2021, arXiv 2104.04473 sec. 4.2): QK^T writes the full s x s scores
         # (the causal mask is applied by the fused scale-mask-softmax kernel, which reads and writes
         # them), attention dropout reads them and writes its output and a 1-byte mask, AV reads them.

@@ -153,13 +153,17 @@ def estimate(inp: StepInputs) -> DESResult:
         bubble = max(0.0, (pp // 2 - 1) * (fb + mean("b", 0) - 3 * mean("W", 0))) + 2 * (pp - 1) * p2p
         span = max(busy) + bubble
     else:
+        # 1F1B a2a overlap pairs a forward with the next backward of *another* micro-batch or chunk:
+        # without model chunks the last stage runs each micro-batch's F then its own B, so it has no
+        # pairs and the pipeline's pace stays its unpaired F + B (as the DES's slot order has it)
+        paired = [par.a2a_overlap and (vpp > 1 or s < pp - 1) for s in range(pp)]
         per = []
         for s in range(pp):
             tot = 0.0
             ex = defaultdict(float)
             for c in range(vpp):
                 f, b = costs[s, c, "F"], costs[s, c, "B"]
-                tot += _pair(f, b, slow) if par.a2a_overlap else f.time + b.time
+                tot += _pair(f, b, slow) if paired[s] else f.time + b.time
                 for kk, v in list(f.exposed.items()) + list(b.exposed.items()):
                     ex[kk] += v
             per.append(tot)          # one micro-batch through all of the stage's chunks, F + B
@@ -171,7 +175,7 @@ def estimate(inp: StepInputs) -> DESResult:
         for s in range(pp):
             for c in range(vpp):
                 f, b = costs[s, c, "F"], costs[s, c, "B"]
-                if par.a2a_overlap:
+                if paired[s]:
                     logs[s].phases["overlapped"] += m * _pair(f, b, slow)
                 else:
                     logs[s].phases["forward"] += m * f.time

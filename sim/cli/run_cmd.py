@@ -44,7 +44,7 @@ def add_parser(sub):
     p.add_argument("--schedule", choices=["1f1b", "interleaved", "dualpipe"])
     p.add_argument("--a2a-overlap", action="store_true", default=None, help="overlap EP all-to-all with another micro-batch's compute")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
-    p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, no_balancing) or a concentration")
+    p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, loss_free, no_balancing) or a concentration")
     p.add_argument("--a2a", choices=["flat", "hierarchical"])
     p.add_argument("--seed", type=int)
     p.add_argument("--executor", choices=["des", "analytic"], default="des")

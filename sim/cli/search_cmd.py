@@ -63,7 +63,7 @@ def add_parser(sub):
     p.add_argument("--a2a-overlap", dest="a2a_overlap", choices=list(CHOICE_LISTS), default="no",
                    help="overlap the EP all-to-all with compute: no, yes or both (default no)")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
-    p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, no_balancing) or a concentration")
+    p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, loss_free, no_balancing) or a concentration")
     p.add_argument("--a2a", choices=["flat", "hierarchical"])
     p.add_argument("--seed", type=int)
     p.add_argument("--show", type=int, default=10, metavar="N", help="layouts to print (default 10)")

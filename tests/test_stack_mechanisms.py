@@ -219,3 +219,60 @@ def test_run_cli_stack_flags(capsys):
     assert main(base + ["--recompute", "full", "--recompute-modules", "moe"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "recompute_modules" in err and len(err.strip().splitlines()) == 1
+
+
+# --- TP communication overlap (Megatron-Core --tp-comm-overlap) ------------------------------
+
+
+def _tp_spec(overlap: bool, hardware: str = "h100-sxm"):
+    return _spec(hardware=hardware, devices=8, tp=4, sequence_parallel=True, tp_comm_overlap=overlap,
+                 work=dict(seq_len=4096))
+
+
+def test_tp_overlap_exposes_what_the_chunked_gemm_cannot_cover():
+    spec = _tp_spec(True)
+    inp = build_step(spec)
+    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    c = pb.tp_gather
+    t = inp.comm.time(c)
+    assert t > 0
+    for t_gemm, splits in ((0.0, 4), (0.5 * t, 4), (10 * t, 4), (2 * t, 8)):
+        want = max(t / splits, t - t_gemm * (splits - 1) / splits) / t
+        got = pb.overlapped(c, t_gemm, splits)
+        assert got.intra_bytes == pytest.approx(c.intra_bytes * min(1.0, want), rel=1e-12)
+    assert pb.overlapped(c, 0.0, 4) == c                      # nothing to hide behind: fully exposed
+    off = ProgramBuilder(spec.model, spec.parallel.model_copy(update={"tp_comm_overlap": False}),
+                         spec.workload, spec.routing, inp.cm, inp.comm)
+    assert off.overlapped(c, 10 * t, 4) is c and off.sm_margin(1.0, 0.2) == []
+
+
+def test_tp_overlap_hides_tp_time_and_costs_sm_margin_on_gpus_only():
+    off, on = simulate(_tp_spec(False)), simulate(_tp_spec(True))
+    assert on.exposed_comm_s["tp"] < 0.5 * off.exposed_comm_s["tp"]
+    assert on.step_time_s < off.step_time_s
+    # the chunked GEMMs are tp times smaller, so they sit lower on the efficiency curve
+    gemm = {}
+    for flag in (False, True):
+        sp = _tp_spec(flag)
+        inp = build_step(sp)
+        pb = ProgramBuilder(sp.model, sp.parallel, sp.workload, sp.routing, inp.cm, inp.comm)
+        gemm[flag] = [sg[1] for sg in pb.dense_ffn.segs if sg[0] == "gemm"][0]
+    flops = 2.0 * 4096 * (2 * 2048 * 8192) / 4
+    cm = ComputeModel(_tp_spec(True).hardware)
+    assert gemm[True] == pytest.approx(flops / (989.4e12 * float(cm.efficiency(flops / 8))), rel=1e-9)
+    assert gemm[True] > gemm[False]
+    inp = build_step(_tp_spec(True))
+    pb = ProgramBuilder(*(getattr(_tp_spec(True), k) for k in ("model", "parallel", "workload", "routing")),
+                        inp.cm, inp.comm)
+    assert pb.sm_margin(1.0, 0.25) == [("core", 1.0 / 3.0, 0.0, 0.0, 0.0)]     # 25% of SMs gone: 4/3 the time
+    npu = _tp_spec(True, hardware="ascend-910b")
+    inp = build_step(npu)
+    pb = ProgramBuilder(npu.model, npu.parallel, npu.workload, npu.routing, inp.cm, inp.comm)
+    assert pb.sm_margin(1.0, 0.25) == []                      # HCCL runs on DMA engines
+
+
+def test_tp_overlap_needs_sequence_parallel_tp():
+    with pytest.raises(UserError, match="tp_comm_overlap"):
+        _spec(tp=1, tp_comm_overlap=True)
+    with pytest.raises(UserError, match="tp_comm_overlap"):
+        _spec(tp=2, sequence_parallel=False, tp_comm_overlap=True)

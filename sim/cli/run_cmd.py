@@ -43,6 +43,8 @@ def add_parser(sub):
                    help="embedding and loss (+ MTP) take a layer position each in the pipeline split")
     p.add_argument("--schedule", choices=["1f1b", "interleaved", "dualpipe"])
     p.add_argument("--a2a-overlap", action="store_true", default=None, help="overlap EP all-to-all with another micro-batch's compute")
+    p.add_argument("--tp-comm-overlap", action="store_true", default=None,
+                   help="pipeline the sequence-parallel all-gather / reduce-scatter with their GEMMs (Megatron-Core --tp-comm-overlap)")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
     p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, loss_free, no_balancing) or a concentration")
     p.add_argument("--a2a", choices=["flat", "hierarchical"])
@@ -71,6 +73,8 @@ def spec_from_args(args) -> dict:
         par["tp_extends_ep"] = True
     if args.a2a_overlap:
         par["a2a_overlap"] = True
+    if args.tp_comm_overlap:
+        par["tp_comm_overlap"] = True
     if args.recompute_modules:
         par["recompute_modules"] = [w.strip() for w in args.recompute_modules.split(",") if w.strip()]
     if args.no_overlap_grad_reduce:

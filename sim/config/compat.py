@@ -25,6 +25,9 @@ def compat_errors(
         errs.append(f"num_layers ({model.num_layers}){slots} must be >= pp*vpp ({par.pp * par.vpp})")
     elif (first or last) and par.pp * par.vpp == 1:
         errs.append("account_for_embedding/loss_in_pipeline_split need pp*vpp > 1")
+    if par.tp_comm_overlap and (par.tp == 1 or not par.sequence_parallel):
+        errs.append("parallel.tp_comm_overlap needs tp > 1 and sequence_parallel (it overlaps the "
+                    "sequence-parallel all-gather / reduce-scatter)")
     if model.moe is None:
         if par.ep > 1:
             errs.append(f"parallel.ep ({par.ep}) > 1 needs an MoE model ('{model.name}' is dense)")

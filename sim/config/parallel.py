@@ -87,6 +87,12 @@ class ParallelConfig(StrictModel):
         description="Overlap one micro-batch's EP all-to-all with another's compute "
         "(Megatron 1F1B a2a overlap, DeepSeek DualPipe) (unit: none)",
     )
+    tp_comm_overlap: bool = Field(
+        False,
+        description="Overlap the sequence-parallel all-gather with the column-parallel GEMM after it and "
+        "the reduce-scatter with the row-parallel GEMM before it, chunk by chunk (Megatron-Core "
+        "--tp-comm-overlap, Transformer Engine userbuffers); needs tp > 1 and sequence_parallel (unit: none)",
+    )
 
     @property
     def dp(self) -> int:

@@ -41,6 +41,14 @@ from sim.model.partition import Chunk, partition
 
 ACT = 2.0                 # bf16 activation bytes
 CORE_BWD = 2.5            # flash-attention backward / forward FLOPs (FlashAttention-2: 5 matmuls vs 2)
+# --tp-comm-overlap: the forward reduce-scatters run as a chunked "pipeline" overlap that reserves SMs
+# from the GEMM (set_sm_margin): 24 SMs beside the attention output projection and 8 beside the MLP down
+# projection, 4 splits each (NVIDIA/NeMo-Framework-Launcher conf/training/tp_overlap/
+# ub_cfg_h100_bf16_h16384_tp8_cp2_mbs1_seqlen8192.yaml, proj_fprop / fc2_fprop). Taken as fractions of
+# H100's 132 SMs for every GPU (ASSUMPTION); the all-gathers use ring exchange (peer copies, no SMs).
+TP_RS_SM_PROJ = 24 / 132
+TP_RS_SM_FC2 = 8 / 132
+TP_RS_SPLITS = 4
 ELEM_BWD = 2.0            # memory-bound backward / forward bytes (reads saved input and gradient, writes gradient)
 
 Seg = tuple  # (kind, compute_s, intra_bytes, inter_bytes, latency_s)
@@ -177,6 +185,32 @@ class ProgramBuilder:
             return self.comm.reduce_scatter(self.tp_group, nbytes)
         return self.comm.all_reduce(self.tp_group, nbytes)
 
+    @property
+    def overlap_chunks(self) -> int:
+        """GEMM chunks per projection under --tp-comm-overlap: each chunk is a smaller GEMM, lower on
+        the efficiency curve (ASSUMPTION: tp chunks for every projection; the ring exchange uses tp,
+        the chunked reduce-scatter TP_RS_SPLITS, equal at TP 4)."""
+        return self.tp if (self.p.tp_comm_overlap and self.tp > 1) else 1
+
+    def overlapped(self, c: CommCost, t_gemm: float, splits: int) -> CommCost:
+        """A sequence-parallel collective pipelined with its GEMM (Megatron-Core --tp-comm-overlap):
+        the GEMM runs in ``splits`` chunks while the next chunk moves, so what stays exposed is the
+        transfer the chunked GEMM cannot cover, and at least one chunk's transfer."""
+        if not self.p.tp_comm_overlap or self.tp <= 1:
+            return c
+        t_comm = self.comm.time(c)
+        if t_comm <= 0.0:
+            return c
+        exposed = max(t_comm / splits, t_comm - t_gemm * (splits - 1) / splits)
+        return c.scaled(min(1.0, exposed / t_comm))
+
+    def sm_margin(self, t_gemm: float, frac: float) -> list[Seg]:
+        """The forward GEMM's extra time while a chunked reduce-scatter holds ``frac`` of the SMs
+        (GPUs only: NPU collectives run on DMA engines); the backward is unaffected."""
+        if not self.p.tp_comm_overlap or self.tp <= 1 or self.cm.hw.device.comm_sm_fraction == 0:
+            return []
+        return [("core", t_gemm * frac / (1.0 - frac), 0.0, 0.0, 0.0)]
+
     # ---- one layer, forward: Part(pieces, forward FLOPs, recompute pieces, recompute FLOPs) ----
     @cached_property
     def core(self) -> tuple[float, float, float]:
@@ -214,7 +248,7 @@ class ProgramBuilder:
         mods = self.p.recomputed
         proj = t * attention_proj_flops(m) / tp
         n_gemm = 6 if m.attention == "mla" else 4
-        t_proj = self.gemm(proj, n_gemm, attention_params(m) / tp)
+        t_proj = self.gemm(proj, n_gemm * self.overlap_chunks, attention_params(m) / tp)
         t_core, t_core_bwd, core = self.core
         heads_dim = m.num_attention_heads * (m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
                                              if m.attention == "mla" else m.dim_per_head)
@@ -234,13 +268,16 @@ class ProgramBuilder:
         if "core_attn" in mods:                     # Korthikanti et al. 2022 (arXiv 2205.05198) sec. 4.2
             recompute.append(core_piece)
             re_flops += core
-        segs = [_comm("tp", self.tp_gather), _piece("elem", t_elem), _piece("gemm", t_proj), core_piece]
+        dv = m.mla.v_head_dim if m.attention == "mla" else m.dim_per_head
+        t_out = t_proj * min(1.0, 2.0 * m.num_attention_heads * dv * h / attention_proj_flops(m))  # row-parallel output projection
+        segs = [_comm("tp", self.overlapped(self.tp_gather, t_proj - t_out, self.tp)), _piece("elem", t_elem),
+                _piece("gemm", t_proj), *self.sm_margin(t_out, TP_RS_SM_PROJ), core_piece]
         if self.p.cp > 1:
             kv = (m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) if m.attention == "mla" else 2 * m.kv_heads * m.dim_per_head / tp
             c = self.comm.p2p(ACT * t * kv * (self.p.cp - 1), inter_node=self.cp_group.nodes > 1)
             exposed = max(0.0, self.comm.time(c) - t_core)                 # ring attention overlaps KV passing
             segs.append(("cp", exposed, 0.0, 0.0, 0.0))
-        segs.append(_comm("tp", self.tp_reduce))
+        segs.append(_comm("tp", self.overlapped(self.tp_reduce, t_out, TP_RS_SPLITS)))
         return Part(segs, proj + core, recompute, re_flops)
 
     def ffn(self, ffn: int) -> Part:
@@ -248,11 +285,13 @@ class ProgramBuilder:
         mods = self.p.recomputed
         flops = 2.0 * t * ffn_params(m, ffn) / tp
         n_gemm = 3 if m.activation == "swiglu" else 2
-        t_gemm = self.gemm(flops, n_gemm, ffn_params(m, ffn) / tp)
+        t_gemm = self.gemm(flops, n_gemm * self.overlap_chunks, ffn_params(m, ffn) / tp)
         t_act = self.mem(ACT * 3 * t * ffn / tp)
         t_norm = self.mem(ACT * 4 * self.tsp * m.hidden_size)
-        segs = [_comm("tp", self.tp_gather), _piece("elem", t_norm), _piece("gemm", t_gemm),
-                _piece("elem", t_act), _comm("tp", self.tp_reduce)]
+        t_fc2 = t_gemm / n_gemm                     # the row-parallel down projection: one of the n_gemm equal GEMMs
+        segs = [_comm("tp", self.overlapped(self.tp_gather, t_gemm - t_fc2, self.tp)), _piece("elem", t_norm),
+                _piece("gemm", t_gemm), *self.sm_margin(t_fc2, TP_RS_SM_FC2), _piece("elem", t_act),
+                _comm("tp", self.overlapped(self.tp_reduce, t_fc2, TP_RS_SPLITS))]
         if "mlp" in mods:                           # the whole FFN block, its TP collectives included
             return Part(segs, flops, list(segs), flops)
         recompute = [_piece("elem", t) for t, mod in ((t_norm, "layernorm"), (t_act, "mlp_act")) if mod in mods]
@@ -322,7 +361,7 @@ def to_backward(pieces: list[Seg]) -> list[Seg]:
         if k == "gemm":
             out.append(("compute", c, 0.0, 0.0, 0.0))      # data gradient
             out.append(("wgrad", c, 0.0, 0.0, 0.0))        # weight gradient
-        elif k == "core":                                  # ("core", forward s, backward s, 0, 0)
+        elif k == "core":    # ("core", forward s, backward s, 0, 0): attention core, TP-overlap SM margin
             out.append(("compute", a, 0.0, 0.0, 0.0))
         elif k == "elem":
             out.append(("compute", ELEM_BWD * c, 0.0, 0.0, 0.0))

@@ -62,6 +62,8 @@ def add_parser(sub):
                    help="spread experts over the TP group (Pangu/MindSpeed): no, yes or both (default no)")
     p.add_argument("--a2a-overlap", dest="a2a_overlap", choices=list(CHOICE_LISTS), default="no",
                    help="overlap the EP all-to-all with compute: no, yes or both (default no)")
+    p.add_argument("--tp-comm-overlap", dest="tp_comm_overlap", choices=list(CHOICE_LISTS), default="no",
+                   help="overlap the TP all-gather / reduce-scatter with GEMMs (tp > 1): no, yes or both (default no)")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
     p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, loss_free, no_balancing) or a concentration")
     p.add_argument("--a2a", choices=["flat", "hierarchical"])
@@ -79,7 +81,7 @@ def _options(args) -> dict:
          "recompute": _words("recompute", args.recompute, ("none", "selective", "full")),
          "schedule": _words("schedule", args.schedule, ("auto", "1f1b", "interleaved", "dualpipe")),
          "tp_extends_ep": CHOICE_LISTS[args.tp_extends_ep], "a2a_overlap": CHOICE_LISTS[args.a2a_overlap],
-         "top": args.top}
+         "tp_comm_overlap": CHOICE_LISTS[args.tp_comm_overlap], "top": args.top}
     return {k: v for k, v in o.items() if v is not None}
 
 
@@ -123,7 +125,7 @@ def run(args) -> int:
     cols = tuple(dict.fromkeys((*SHOWN, objective.column)))
     shown = ranked_rows(res, cols)[:max(args.show, 0)]
     if args.format == "table":   # leave out option columns that do not vary
-        for k in ("cp", "expert_tp", "tp_extends_ep", "a2a_overlap"):
+        for k in ("cp", "expert_tp", "tp_extends_ep", "a2a_overlap", "tp_comm_overlap"):
             if len({r[k] for r in shown}) == 1:
                 for r in shown:
                     del r[k]

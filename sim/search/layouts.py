@@ -32,7 +32,7 @@ NOT_FIT = "does not fit memory"
 
 # ParallelConfig fields the search chooses; every other base.parallel field is kept as given
 SEARCHED = ("tp", "pp", "vpp", "ep", "cp", "expert_tp", "tp_extends_ep", "micro_batch_size", "recompute",
-            "schedule", "a2a_overlap")
+            "schedule", "a2a_overlap", "tp_comm_overlap")
 
 
 class LayoutOptions(StrictModel):
@@ -59,6 +59,9 @@ class LayoutOptions(StrictModel):
     schedule: list[Literal["1f1b", "interleaved", "dualpipe"] | None] = Field(
         [None], min_length=1, description="Pipeline schedules; null = interleaved when vpp > 1 else 1f1b (unit: none)")
     a2a_overlap: list[bool] = Field([False], min_length=1, description="EP all-to-all overlap settings (unit: none)")
+    tp_comm_overlap: list[bool] = Field(
+        [False], min_length=1,
+        description="TP communication overlap settings (Megatron-Core --tp-comm-overlap; only with tp > 1) (unit: none)")
     top: PosInt = Field(3, description="Best analytic layouts re-run with the DES (unit: count)")
 
 
@@ -83,7 +86,8 @@ def enumerate_layouts(model: ModelConfig, hw: HardwareProfile, base_parallel: di
     """Candidate ParallelConfig dicts (base_parallel with the searched fields set), in a fixed order."""
     devices = int(base_parallel["devices"])
     tps = opts.tp or [d for d in divisors(hw.node.devices_per_node) if devices % d == 0]
-    rest = list(itertools.product(opts.micro_batch_size, opts.recompute, opts.schedule, opts.a2a_overlap))
+    rest = list(itertools.product(opts.micro_batch_size, opts.recompute, opts.schedule, opts.a2a_overlap,
+                                  opts.tp_comm_overlap))
     for tp, cp in itertools.product(tps, opts.cp):
         grid = tp * cp
         pps = opts.pp or ([d for d in divisors(devices // grid) if d <= model.num_layers]
@@ -92,10 +96,14 @@ def enumerate_layouts(model: ModelConfig, hw: HardwareProfile, base_parallel: di
             if tpe and tp == 1 and False in opts.tp_extends_ep:
                 continue   # with tp 1, extending EP over TP changes nothing
             eps = opts.ep or _default_eps(model, devices, tp, cp, pp, tpe, etp)
-            for ep, (mbs, rec, sched, a2a) in itertools.product(eps, rest):
+            for ep, (mbs, rec, sched, a2a, tpo) in itertools.product(eps, rest):
+                if tpo and tp == 1:
+                    if False in opts.tp_comm_overlap:
+                        continue   # nothing to overlap at tp 1; the False variant covers it
+                    tpo = False
                 d = dict(base_parallel)
                 d.update(tp=tp, pp=pp, vpp=vpp, ep=ep, cp=cp, expert_tp=etp, tp_extends_ep=tpe,
-                         micro_batch_size=mbs, recompute=rec, schedule=sched, a2a_overlap=a2a)
+                         micro_batch_size=mbs, recompute=rec, schedule=sched, a2a_overlap=a2a, tp_comm_overlap=tpo)
                 yield d
 
 
@@ -127,7 +135,7 @@ def layout_columns(par: ParallelConfig) -> dict:
     """The searched fields of a layout plus dp and micro-batches, for tables."""
     return dict(tp=par.tp, pp=par.pp, vpp=par.vpp, ep=par.ep, cp=par.cp, expert_tp=par.expert_tp,
                 tp_extends_ep=par.tp_extends_ep, mbs=par.micro_batch_size, recompute=par.recompute,
-                schedule=par.schedule_name, a2a_overlap=par.a2a_overlap, dp=par.dp,
+                schedule=par.schedule_name, a2a_overlap=par.a2a_overlap, tp_comm_overlap=par.tp_comm_overlap, dp=par.dp,
                 num_microbatches=par.num_microbatches)
 
 

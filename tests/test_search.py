@@ -83,6 +83,19 @@ def test_options_bound_the_enumeration(tiny):
     assert sorted(d["ep"] for d in got) == [1, 2, 4, 8]
 
 
+def test_tp_comm_overlap_is_searched_only_where_tp_splits(tiny):
+    model, hw, work, routing = tiny
+    opts = LayoutOptions(tp=[1, 2], pp=[1], vpp=[1], ep=[1], micro_batch_size=[1], recompute=["full"],
+                         tp_comm_overlap=[False, True])
+    got = [(d["tp"], d["tp_comm_overlap"]) for d in enumerate_layouts(model, hw, {"devices": 8, "global_batch_size": 64}, opts)]
+    assert sorted(got) == [(1, False), (2, False), (2, True)]
+    only = LayoutOptions(tp=[1], pp=[1], vpp=[1], ep=[1], micro_batch_size=[1], recompute=["full"], tp_comm_overlap=[True])
+    assert [d["tp_comm_overlap"] for d in enumerate_layouts(model, hw, {"devices": 8, "global_batch_size": 64}, only)] == [False]
+    res = search_layouts(model, hw, work, routing, {"devices": 8, "global_batch_size": 64}, opts,
+                         parse_objective("min step_time_s"), executor="analytic")
+    assert {lay.parallel.tp_comm_overlap for lay in res.layouts} == {False, True}
+
+
 def test_default_tp_stays_inside_a_node(tiny):
     model, hw, _, _ = tiny
     tps = {d["tp"] for d in enumerate_layouts(model, hw, {"devices": 64, "global_batch_size": 64}, LayoutOptions())}

@@ -22,7 +22,7 @@ import numpy as np
 
 from sim.engine.des import PHASE_OF, DESResult, StageLog
 from sim.engine.step import StepInputs
-from sim.schedule.pipeline import dualpipe, model_stage
+from sim.schedule.pipeline import dualpipe, model_stage, schedule
 
 
 class _Cost:
@@ -78,17 +78,63 @@ def _mean_cost(bc: dict, layout, ph: str, weights) -> _Cost:
 
 
 def _pair(a: _Cost, b: _Cost, slow: float) -> float:
-    """Two tasks side by side on one device: shared compute (slowed while communication is in
-    flight beside it), each one's own chain of compute and communication."""
+    """Lower bound of two tasks side by side on one device: shared compute (slowed while
+    communication is in flight beside it), each one's own chain of compute and communication."""
     comp = a.compute + b.compute
     comm = (a.time - a.compute) + (b.time - b.compute)
     return max(comp + (slow - 1.0) * min(comm, comp), a.time, b.time)
+
+
+def _interleave(inp: StepInputs, a_segs, b_segs, slow: float) -> float:
+    """Two tasks side by side as the DES plays them: each a chain of segments; compute segments
+    queue first-come first-served on the one compute stream (slowed while the other task has a
+    transfer in flight), communication segments run on the task's own chain."""
+    bw_i, bw_n = inp.comm.intra_bw, inp.comm.nic_bw
+
+    def steps(segs):
+        out = []
+        for kind, c, a, b, lat in segs:
+            if kind == "grad":
+                continue
+            if kind in ("compute", "wgrad"):
+                out.append((True, c))
+            else:
+                out.append((False, c + lat + max(a / bw_i, b / bw_n)))
+        return out
+
+    chains = (steps(a_segs), steps(b_segs))
+    ready = [0.0, 0.0]               # when each chain is ready for its next segment
+    comms: tuple[list, list] = ([], [])   # each chain's transfer intervals
+    pos = [0, 0]
+    free = 0.0                       # when the compute stream is next free
+    while True:
+        for j in (0, 1):             # transfers need no compute: start them as soon as reached
+            while pos[j] < len(chains[j]) and not chains[j][pos[j]][0]:
+                t0 = ready[j]
+                ready[j] += chains[j][pos[j]][1]
+                comms[j].append((t0, ready[j]))
+                pos[j] += 1
+        live = [j for j in (0, 1) if pos[j] < len(chains[j])]
+        if not live:
+            return max(ready)
+        i = min(live, key=lambda j: (ready[j], j))       # the earliest compute request goes first
+        d = chains[i][pos[i]][1]
+        pos[i] += 1
+        start = max(ready[i], free)
+        if any(t0 <= start < t1 for t0, t1 in comms[1 - i]):
+            d *= slow                # the other task's transfer holds some compute units
+        free = ready[i] = start + d
 
 
 def _grad_elems(segs) -> tuple[float, float]:
     """(dense, expert) gradient elements a block's backward completes."""
     g = [(a, b) for kind, _c, a, b, _l in segs if kind == "grad"]
     return sum(a for a, _ in g), sum(b for _, b in g)
+
+
+@lru_cache(maxsize=64)
+def _overlap_slots(name: str, pp: int, vpp: int, m: int) -> tuple:
+    return tuple(tuple(st) for st in schedule(name, pp, vpp, m, overlap=True))
 
 
 @lru_cache(maxsize=64)
@@ -124,6 +170,23 @@ def estimate(inp: StepInputs) -> DESResult:
         if not overlap:                                            # one reduction after the whole backward
             grads[s] = inp.comm.time(inp.grad_reduce(sum(g[0] for g in stage_grads),
                                                      sum(g[1] for g in stage_grads)))
+    pair_cache: dict = {}
+
+    def pair(s: int, ta: tuple, tb: tuple) -> float:
+        """Mean over routing samples of two tasks (phase, chunk) of stage s played side by side."""
+        key = (s, ta, tb)
+        if key not in pair_cache:
+            tot = 0.0
+            for j, w in enumerate(weights):
+                if w == 0:
+                    continue
+                (pa, ca), (pb, cb) = ta, tb
+                ma, mca = model_stage(name, pp, s, ca)
+                mb_, mcb = model_stage(name, pp, s, cb)
+                tot += w * _interleave(inp, pr.table(pa)[ma][mca][j], pr.table(pb)[mb_][mcb][j], slow)
+            pair_cache[key] = max(tot, _pair(costs[s, ca, pa], costs[s, cb, pb], slow))
+        return pair_cache[key]
+
     logs = [StageLog() for _ in range(pp)]
     exposed_mb = []
     if name == "dualpipe":
@@ -141,7 +204,7 @@ def estimate(inp: StepInputs) -> DESResult:
                         ex[kk] += v
                 else:
                     a, b = (costs[s, tk[1], tk[0]] for tk in slot)
-                    d = _pair(a, b, slow)
+                    d = pair(s, (slot[0][0], slot[0][1]), (slot[1][0], slot[1][1]))
                     t += d
                     logs[s].phases["overlapped"] += d
                     for kk in set(a.exposed) | set(b.exposed):   # exposed only past the other's compute
@@ -149,7 +212,7 @@ def estimate(inp: StepInputs) -> DESResult:
             busy.append(t)
             exposed_mb.append(ex)
         mean = lambda ph, c: sum(costs[s, c, ph].time for s in range(pp)) / pp   # noqa: E731
-        fb = sum(_pair(costs[s, 0, "F"], costs[s, 1, "B"], slow) for s in range(pp)) / pp
+        fb = sum(pair(s, ("F", 0), ("B", 1)) for s in range(pp)) / pp
         bubble = max(0.0, (pp // 2 - 1) * (fb + mean("b", 0) - 3 * mean("W", 0))) + 2 * (pp - 1) * p2p
         span = max(busy) + bubble
     else:
@@ -157,15 +220,27 @@ def estimate(inp: StepInputs) -> DESResult:
         # without model chunks the last stage runs each micro-batch's F then its own B, so it has no
         # pairs and the pipeline's pace stays its unpaired F + B (as the DES's slot order has it)
         paired = [par.a2a_overlap and (vpp > 1 or s < pp - 1) for s in range(pp)]
+        slot_lists = _overlap_slots(name, pp, vpp, m) if par.a2a_overlap else None
+        pair_time = [0.0] * pp       # per stage: the paired slots' time per micro-batch
         per = []
         for s in range(pp):
             tot = 0.0
             ex = defaultdict(float)
             for c in range(vpp):
                 f, b = costs[s, c, "F"], costs[s, c, "B"]
-                tot += _pair(f, b, slow) if paired[s] else f.time + b.time
+                if not paired[s]:
+                    tot += f.time + b.time
                 for kk, v in list(f.exposed.items()) + list(b.exposed.items()):
                     ex[kk] += v
+            if paired[s]:            # the stage's own slot order: singles and (F, B) pairs, per micro-batch
+                for slot in slot_lists[s]:
+                    if len(slot) == 1:
+                        ph, c, _ = slot[0]
+                        tot += costs[s, c, ph].time / m
+                    else:
+                        d = pair(s, (slot[0][0], slot[0][1]), (slot[1][0], slot[1][1])) / m
+                        tot += d
+                        pair_time[s] += d
             per.append(tot)          # one micro-batch through all of the stage's chunks, F + B
             exposed_mb.append({k: v * m for k, v in ex.items()})
         slowest = max(per)
@@ -173,13 +248,17 @@ def estimate(inp: StepInputs) -> DESResult:
         span = m * slowest + fill
         busy = [m * t for t in per]
         for s in range(pp):
+            if paired[s]:
+                logs[s].phases["overlapped"] += m * pair_time[s]
+                logs[s].phases["forward"] += sum(costs[s, sl[0][1], "F"].time for sl in slot_lists[s]
+                                                 if len(sl) == 1 and sl[0][0] == "F")
+                logs[s].phases["backward"] += sum(costs[s, sl[0][1], "B"].time for sl in slot_lists[s]
+                                                  if len(sl) == 1 and sl[0][0] == "B")
+                continue
             for c in range(vpp):
                 f, b = costs[s, c, "F"], costs[s, c, "B"]
-                if paired[s]:
-                    logs[s].phases["overlapped"] += m * _pair(f, b, slow)
-                else:
-                    logs[s].phases["forward"] += m * f.time
-                    logs[s].phases["backward"] += m * b.time
+                logs[s].phases["forward"] += m * f.time
+                logs[s].phases["backward"] += m * b.time
     for s in range(pp):
         lg = logs[s]
         lg.busy_s = busy[s]

@@ -17,6 +17,18 @@ class PeakTflops(StrictModel):
     fp8: float | None = Field(None, description="Dense FP8 peak; null when the device has no FP8 tensor path (unit: TFLOPS)", gt=0)
 
 
+def _check_curve(points: list[tuple], what: str) -> list[tuple]:
+    """An efficiency curve: strictly increasing positive x, every efficiency column in (0, 1]."""
+    xs = [p[0] for p in points]
+    if any(x <= 0 for x in xs):
+        raise ValueError(f"{what} must be > 0")
+    if xs != sorted(xs) or len(set(xs)) != len(xs):
+        raise ValueError(f"{what} must be strictly increasing")
+    if any(not 0 < e <= 1 for p in points for e in p[1:]):
+        raise ValueError("efficiencies must be in (0, 1]")
+    return points
+
+
 class DeviceSpec(StrictModel):
     """One accelerator: compute, memory, and how well GEMMs use it."""
 
@@ -56,20 +68,12 @@ class DeviceSpec(StrictModel):
     @field_validator("gemm_efficiency")
     @classmethod
     def _curve(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        xs = [p[0] for p in v]
-        if any(x <= 0 for x in xs):
-            raise ValueError("GFLOP points must be > 0")
-        if xs != sorted(xs) or len(set(xs)) != len(xs):
-            raise ValueError("GFLOP points must be strictly increasing")
-        if any(not 0 < p[1] <= 1 for p in v):
-            raise ValueError("efficiencies must be in (0, 1]")
-        return v
+        return _check_curve(v, "GFLOP points")
 
     @field_validator("flash_attention_efficiency")
     @classmethod
     def _attention_curve(cls, v: list[tuple[float, float, float]] | None) -> list[tuple[float, float, float]] | None:
-        if v is None:
-            return v
+        return v if v is None else _check_curve(v, "sequence lengths")
         xs = [p[0] for p in v]
         if any(x <= 0 for x in xs):
             raise ValueError("sequence lengths must be > 0")

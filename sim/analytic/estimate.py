@@ -34,10 +34,14 @@ class _Cost:
         self.time, self.compute, self.exposed = time, compute, exposed or {}
 
 
+def _comm_time(inp: StepInputs, c: float, a: float, b: float, lat: float) -> float:
+    """Uncontended seconds of a communication segment (fixed part, latency, slower link)."""
+    return c + lat + max(a / inp.comm.intra_bw, b / inp.comm.nic_bw)
+
+
 def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict]:
     t = comp = 0.0
     exposed: dict = {}
-    bw_i, bw_n = inp.comm.intra_bw, inp.comm.nic_bw
     for kind, c, a, b, lat in segs:
         if kind in skip or kind == "grad":
             continue
@@ -45,7 +49,7 @@ def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict]:
             t += c
             comp += c
         else:
-            d = c + lat + max(a / bw_i, b / bw_n)
+            d = _comm_time(inp, c, a, b, lat)
             t += d
             exposed[kind] = exposed.get(kind, 0.0) + d
     return t, comp, exposed
@@ -89,18 +93,9 @@ def _interleave(inp: StepInputs, a_segs, b_segs, slow: float) -> float:
     """Two tasks side by side as the DES plays them: each a chain of segments; compute segments
     queue first-come first-served on the one compute stream (slowed while the other task has a
     transfer in flight), communication segments run on the task's own chain."""
-    bw_i, bw_n = inp.comm.intra_bw, inp.comm.nic_bw
-
     def steps(segs):
-        out = []
-        for kind, c, a, b, lat in segs:
-            if kind == "grad":
-                continue
-            if kind in ("compute", "wgrad"):
-                out.append((True, c))
-            else:
-                out.append((False, c + lat + max(a / bw_i, b / bw_n)))
-        return out
+        return [(True, c) if kind in ("compute", "wgrad") else (False, _comm_time(inp, c, a, b, lat))
+                for kind, c, a, b, lat in segs if kind != "grad"]
 
     chains = (steps(a_segs), steps(b_segs))
     ready = [0.0, 0.0]               # when each chain is ready for its next segment
@@ -173,17 +168,14 @@ def estimate(inp: StepInputs) -> DESResult:
     pair_cache: dict = {}
 
     def pair(s: int, ta: tuple, tb: tuple) -> float:
-        """Mean over routing samples of two tasks (phase, chunk) of stage s played side by side."""
-        key = (s, ta, tb)
+        """Mean over routing samples of two tasks (phase, chunk, ...) of stage s played side by side."""
+        (pa, ca), (pb, cb) = ta[:2], tb[:2]
+        key = (s, pa, ca, pb, cb)
         if key not in pair_cache:
-            tot = 0.0
-            for j, w in enumerate(weights):
-                if w == 0:
-                    continue
-                (pa, ca), (pb, cb) = ta, tb
-                ma, mca = model_stage(name, pp, s, ca)
-                mb_, mcb = model_stage(name, pp, s, cb)
-                tot += w * _interleave(inp, pr.table(pa)[ma][mca][j], pr.table(pb)[mb_][mcb][j], slow)
+            ma, mca = model_stage(name, pp, s, ca)
+            mb_, mcb = model_stage(name, pp, s, cb)
+            tot = sum(w * _interleave(inp, pr.table(pa)[ma][mca][j], pr.table(pb)[mb_][mcb][j], slow)
+                      for j, w in enumerate(weights) if w)
             pair_cache[key] = max(tot, _pair(costs[s, ca, pa], costs[s, cb, pb], slow))
         return pair_cache[key]
 
@@ -204,7 +196,7 @@ def estimate(inp: StepInputs) -> DESResult:
                         ex[kk] += v
                 else:
                     a, b = (costs[s, tk[1], tk[0]] for tk in slot)
-                    d = pair(s, (slot[0][0], slot[0][1]), (slot[1][0], slot[1][1]))
+                    d = pair(s, *slot)
                     t += d
                     logs[s].phases["overlapped"] += d
                     for kk in set(a.exposed) | set(b.exposed):   # exposed only past the other's compute
@@ -216,49 +208,34 @@ def estimate(inp: StepInputs) -> DESResult:
         bubble = max(0.0, (pp // 2 - 1) * (fb + mean("b", 0) - 3 * mean("W", 0))) + 2 * (pp - 1) * p2p
         span = max(busy) + bubble
     else:
-        # 1F1B a2a overlap pairs a forward with the next backward of *another* micro-batch or chunk:
-        # without model chunks the last stage runs each micro-batch's F then its own B, so it has no
-        # pairs and the pipeline's pace stays its unpaired F + B (as the DES's slot order has it)
-        paired = [par.a2a_overlap and (vpp > 1 or s < pp - 1) for s in range(pp)]
+        # with 1F1B a2a overlap each stage walks its own slot order: a forward beside the next backward
+        # of *another* micro-batch or chunk, singles where there is none (plain 1F1B's last stage runs
+        # each micro-batch's F then its own B, so it stays unpaired, as in the DES)
         slot_lists = _overlap_slots(name, pp, vpp, m) if par.a2a_overlap else None
-        pair_time = [0.0] * pp       # per stage: the paired slots' time per micro-batch
         per = []
         for s in range(pp):
-            tot = 0.0
             ex = defaultdict(float)
             for c in range(vpp):
-                f, b = costs[s, c, "F"], costs[s, c, "B"]
-                if not paired[s]:
-                    tot += f.time + b.time
-                for kk, v in list(f.exposed.items()) + list(b.exposed.items()):
+                for kk, v in list(costs[s, c, "F"].exposed.items()) + list(costs[s, c, "B"].exposed.items()):
                     ex[kk] += v
-            if paired[s]:            # the stage's own slot order: singles and (F, B) pairs, per micro-batch
+            exposed_mb.append({k: v * m for k, v in ex.items()})
+            ph_time = logs[s].phases
+            if slot_lists is None:
+                for c in range(vpp):
+                    ph_time["forward"] += m * costs[s, c, "F"].time
+                    ph_time["backward"] += m * costs[s, c, "B"].time
+            else:
                 for slot in slot_lists[s]:
                     if len(slot) == 1:
                         ph, c, _ = slot[0]
-                        tot += costs[s, c, ph].time / m
+                        ph_time[PHASE_OF[ph]] += costs[s, c, ph].time
                     else:
-                        d = pair(s, (slot[0][0], slot[0][1]), (slot[1][0], slot[1][1])) / m
-                        tot += d
-                        pair_time[s] += d
-            per.append(tot)          # one micro-batch through all of the stage's chunks, F + B
-            exposed_mb.append({k: v * m for k, v in ex.items()})
+                        ph_time["overlapped"] += pair(s, *slot)
+            per.append(sum(ph_time.values()) / m)   # one micro-batch through all of the stage's chunks, F + B
         slowest = max(per)
         fill = sum(per) / vpp - slowest / vpp + 2 * (pp - 1) * p2p
         span = m * slowest + fill
         busy = [m * t for t in per]
-        for s in range(pp):
-            if paired[s]:
-                logs[s].phases["overlapped"] += m * pair_time[s]
-                logs[s].phases["forward"] += sum(costs[s, sl[0][1], "F"].time for sl in slot_lists[s]
-                                                 if len(sl) == 1 and sl[0][0] == "F")
-                logs[s].phases["backward"] += sum(costs[s, sl[0][1], "B"].time for sl in slot_lists[s]
-                                                  if len(sl) == 1 and sl[0][0] == "B")
-                continue
-            for c in range(vpp):
-                f, b = costs[s, c, "F"], costs[s, c, "B"]
-                logs[s].phases["forward"] += m * f.time
-                logs[s].phases["backward"] += m * b.time
     for s in range(pp):
         lg = logs[s]
         lg.busy_s = busy[s]

@@ -186,17 +186,22 @@ class ProgramBuilder:
         return self.comm.all_reduce(self.tp_group, nbytes)
 
     @property
+    def tp_overlap(self) -> bool:
+        """Megatron-Core --tp-comm-overlap is on and there is a TP group to overlap."""
+        return self.p.tp_comm_overlap and self.tp > 1
+
+    @property
     def overlap_chunks(self) -> int:
         """GEMM chunks per projection under --tp-comm-overlap: each chunk is a smaller GEMM, lower on
         the efficiency curve (ASSUMPTION: tp chunks for every projection; the ring exchange uses tp,
         the chunked reduce-scatter TP_RS_SPLITS, equal at TP 4)."""
-        return self.tp if (self.p.tp_comm_overlap and self.tp > 1) else 1
+        return self.tp if self.tp_overlap else 1
 
     def overlapped(self, c: CommCost, t_gemm: float, splits: int) -> CommCost:
         """A sequence-parallel collective pipelined with its GEMM (Megatron-Core --tp-comm-overlap):
         the GEMM runs in ``splits`` chunks while the next chunk moves, so what stays exposed is the
         transfer the chunked GEMM cannot cover, and at least one chunk's transfer."""
-        if not self.p.tp_comm_overlap or self.tp <= 1:
+        if not self.tp_overlap:
             return c
         t_comm = self.comm.time(c)
         if t_comm <= 0.0:
@@ -207,7 +212,7 @@ class ProgramBuilder:
     def sm_margin(self, t_gemm: float, frac: float) -> list[Seg]:
         """The forward GEMM's extra time while a chunked reduce-scatter holds ``frac`` of the SMs
         (GPUs only: NPU collectives run on DMA engines); the backward is unaffected."""
-        if not self.p.tp_comm_overlap or self.tp <= 1 or self.cm.hw.device.comm_sm_fraction == 0:
+        if not self.tp_overlap or self.cm.hw.device.comm_sm_fraction == 0:
             return []
         return [("core", t_gemm * frac / (1.0 - frac), 0.0, 0.0, 0.0)]
 

@@ -32,6 +32,12 @@ def _spec(work=None, model=None, hardware="a100-80g", routing=None, **par):
                              workload=work or dict(seq_len=2048), routing=routing or dict(mode="balanced")))
 
 
+def _builder(spec):
+    """(step inputs, program builder) of a run spec."""
+    inp = build_step(spec)
+    return inp, ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+
+
 # --- flash attention on the profile's measured kernel curve --------------------------------
 
 
@@ -40,8 +46,7 @@ def test_flash_core_reads_the_profile_attention_curve(seq):
     """H100: forward at the fwd column, backward = 2.5x the FLOPs at the bwd column, both read
     at the kernel's sequence length (log-interpolated, flat beyond the last point)."""
     spec = _spec(hardware="h100-sxm", work=dict(seq_len=seq))
-    inp = build_step(spec)
-    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    inp, pb = _builder(spec)
     fwd, bwd, flops = pb.core
     assert flops == pytest.approx(seq * 16 * 2 * 128 * 2 * seq / 2)      # causal QK^T + AV, one sequence
     pts = spec.hardware.device.flash_attention_efficiency
@@ -58,8 +63,7 @@ def test_flash_core_without_a_curve_stays_on_the_gemm_curve():
     """A profile without flash_attention_efficiency (A100 here) times the core on the GEMM curve."""
     spec = _spec(work=dict(seq_len=4096))
     assert spec.hardware.device.flash_attention_efficiency is None
-    inp = build_step(spec)
-    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    inp, pb = _builder(spec)
     fwd, bwd, flops = pb.core
     cm = ComputeModel(spec.hardware)
     assert fwd == pytest.approx(flops / (312e12 * float(cm.efficiency(flops))), rel=1e-12)
@@ -82,8 +86,7 @@ def test_flash_curve_is_validated():
 def test_unfused_attention_time_by_hand():
     """The unfused core = two batched GEMMs (memory floor: the s x s scores) + softmax + dropout passes."""
     spec = _spec(work=dict(seq_len=2048, attention_kernel="unfused", attention_dropout=0.1))
-    inp = build_step(spec)
-    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    inp, pb = _builder(spec)
     fwd, bwd, flops = pb.core
     s, n, d = 2048, 16, 128
     E = n * s * s
@@ -153,12 +156,10 @@ def _moe_spec(mods):
 def test_moe_recompute_repeats_the_whole_block():
     """Recomputing the MoE block adds its forward (router, experts and both all-to-alls) to the
     backward, in place of the norm alone; the attention part is untouched."""
-    spec = _moe_spec(["layernorm"])
-    inp = build_step(spec)
+    inp, pb = _builder(_moe_spec(["layernorm"]))
     base = inp.programs
     full = build_step(_moe_spec(["layernorm", "moe"])).programs
     key = next(k for k in base.blocks if k[0] == "moe")
-    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
     part = pb.moe(key[1], key[2], base.routing)
     moe_compute = sum(sg[1] for sg in part.segs if sg[0] in COMPUTE_PIECES)
     norm = sum(sg[1] for sg in part.recompute)
@@ -231,8 +232,7 @@ def _tp_spec(overlap: bool, hardware: str = "h100-sxm"):
 
 def test_tp_overlap_exposes_what_the_chunked_gemm_cannot_cover():
     spec = _tp_spec(True)
-    inp = build_step(spec)
-    pb = ProgramBuilder(spec.model, spec.parallel, spec.workload, spec.routing, inp.cm, inp.comm)
+    inp, pb = _builder(spec)
     c = pb.tp_gather
     t = inp.comm.time(c)
     assert t > 0
@@ -254,20 +254,16 @@ def test_tp_overlap_hides_tp_time_and_costs_sm_margin_on_gpus_only():
     gemm = {}
     for flag in (False, True):
         sp = _tp_spec(flag)
-        inp = build_step(sp)
-        pb = ProgramBuilder(sp.model, sp.parallel, sp.workload, sp.routing, inp.cm, inp.comm)
+        inp, pb = _builder(sp)
         gemm[flag] = [sg[1] for sg in pb.dense_ffn.segs if sg[0] == "gemm"][0]
     flops = 2.0 * 4096 * (2 * 2048 * 8192) / 4
     cm = ComputeModel(_tp_spec(True).hardware)
     assert gemm[True] == pytest.approx(flops / (989.4e12 * float(cm.efficiency(flops / 8))), rel=1e-9)
     assert gemm[True] > gemm[False]
-    inp = build_step(_tp_spec(True))
-    pb = ProgramBuilder(*(getattr(_tp_spec(True), k) for k in ("model", "parallel", "workload", "routing")),
-                        inp.cm, inp.comm)
+    _, pb = _builder(_tp_spec(True))
     assert pb.sm_margin(1.0, 0.25) == [("core", 1.0 / 3.0, 0.0, 0.0, 0.0)]     # 25% of SMs gone: 4/3 the time
     npu = _tp_spec(True, hardware="ascend-910b")
-    inp = build_step(npu)
-    pb = ProgramBuilder(npu.model, npu.parallel, npu.workload, npu.routing, inp.cm, inp.comm)
+    inp, pb = _builder(npu)
     assert pb.sm_margin(1.0, 0.25) == []                      # HCCL runs on DMA engines
 
 

@@ -36,6 +36,7 @@ from sim.config.routing import RoutingConfig
 from sim.config.workload import Workload
 from sim.engine.routing_costs import RoutingCosts, routing_costs
 from sim.model.flops import attention_core_flops, attention_proj_flops
+from sim.model.gemm_shapes import ffn_gemm_shapes, layer_gemm_shapes
 from sim.model.params import attention_params, ffn_params
 from sim.model.partition import Chunk, partition
 
@@ -167,6 +168,17 @@ class ProgramBuilder:
         return float(self.cm.gemm_time(flops, flops / n_gemm, weight_bytes=params * self.wb,
                                        low_precision=low_precision))
 
+    def gemms(self, shapes, chunks: int = 1, low_precision: bool = True) -> float:
+        """Seconds for GEMMs of the given (m, n, k) shapes ([m x k] @ [k x n]), each run as ``chunks``
+        GEMMs of m / chunks rows (TP communication overlap splits the tokens)."""
+        return float(sum(self.cm.gemm_time(2.0 * m * n * k, 2.0 * m * n * k / chunks, weight_bytes=n * k * self.wb,
+                                           low_precision=low_precision) for m, n, k in shapes))
+
+    @cached_property
+    def layer_gemms(self) -> dict:
+        """One layer's forward GEMM shapes by name (Megatron-Core's fused QKV and gated fc1 are one GEMM each)."""
+        return layer_gemm_shapes(self.m, self.p, self.w)
+
     def mem(self, nbytes: float) -> float:
         return float(self.cm.memory_time(nbytes))
 
@@ -252,8 +264,8 @@ class ProgramBuilder:
         h = m.hidden_size
         mods = self.p.recomputed
         proj = t * attention_proj_flops(m) / tp
-        n_gemm = 6 if m.attention == "mla" else 4
-        t_proj = self.gemm(proj, n_gemm * self.overlap_chunks, attention_params(m) / tp)
+        g = self.layer_gemms
+        t_proj = self.gemms([v for k, v in g.items() if k.startswith("attn.")], self.overlap_chunks)
         t_core, t_core_bwd, core = self.core
         heads_dim = m.num_attention_heads * (m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
                                              if m.attention == "mla" else m.dim_per_head)
@@ -273,8 +285,7 @@ class ProgramBuilder:
         if "core_attn" in mods:                     # Korthikanti et al. 2022 (arXiv 2205.05198) sec. 4.2
             recompute.append(core_piece)
             re_flops += core
-        dv = m.mla.v_head_dim if m.attention == "mla" else m.dim_per_head
-        t_out = t_proj * min(1.0, 2.0 * m.num_attention_heads * dv * h / attention_proj_flops(m))  # row-parallel output projection
+        t_out = self.gemms([g["attn.out"]], self.overlap_chunks)                # row-parallel output projection
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_proj - t_out, self.tp)), _piece("elem", t_elem),
                 _piece("gemm", t_proj), *self.sm_margin(t_out, TP_RS_SM_PROJ), core_piece]
         if self.p.cp > 1:
@@ -289,11 +300,11 @@ class ProgramBuilder:
         m, t, tp = self.m, self.t, self.tp
         mods = self.p.recomputed
         flops = 2.0 * t * ffn_params(m, ffn) / tp
-        n_gemm = 3 if m.activation == "swiglu" else 2
-        t_gemm = self.gemm(flops, n_gemm * self.overlap_chunks, ffn_params(m, ffn) / tp)
+        fc1, fc2 = ffn_gemm_shapes(m, t, ffn, tp)
+        t_gemm = self.gemms([fc1, fc2], self.overlap_chunks)
         t_act = self.mem(ACT * 3 * t * ffn / tp)
         t_norm = self.mem(ACT * 4 * self.tsp * m.hidden_size)
-        t_fc2 = t_gemm / n_gemm                     # the row-parallel down projection: one of the n_gemm equal GEMMs
+        t_fc2 = self.gemms([fc2], self.overlap_chunks)   # the row-parallel down projection
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_gemm - t_fc2, self.tp)), _piece("elem", t_norm),
                 _piece("gemm", t_gemm), *self.sm_margin(t_fc2, TP_RS_SM_FC2), _piece("elem", t_act),
                 _comm("tp", self.overlapped(self.tp_reduce, t_fc2, TP_RS_SPLITS))]
@@ -323,7 +334,7 @@ class ProgramBuilder:
         if e.num_shared_experts:
             sf = e.num_shared_experts * e.shared_ffn
             sflops = 2.0 * t * ffn_params(m, sf) / tp
-            t_shared = self.gemm(sflops, 3 if m.activation == "swiglu" else 2, ffn_params(m, sf) / tp)
+            t_shared = self.gemms(ffn_gemm_shapes(m, t, sf, tp))
             t_act = self.mem(ACT * 3 * t * sf / tp)
             pieces += [_piece("gemm", t_shared), _piece("elem", t_act)]
             if "shared_experts" in mods:

@@ -35,6 +35,15 @@ class RoutingCosts:
     max_over_mean_worst: float      # worst (L, S) max/mean
 
 
+def _expert_time(cm: ComputeModel, flops, n_mat: int, matrix_bytes):
+    """An expert's two GEMMs (fc1: the gate and up projections fused under SwiGLU, n_mat - 1 of the
+    n_mat weight matrices; fc2: one), each on the efficiency curve at its own size."""
+    fc1 = flops * (n_mat - 1) / n_mat
+    fc2 = flops / n_mat
+    return (cm.gemm_time(fc1, np.maximum(fc1, 1.0), weight_bytes=(n_mat - 1) * matrix_bytes)
+            + cm.gemm_time(fc2, np.maximum(fc2, 1.0), weight_bytes=matrix_bytes))
+
+
 def routing_costs(
     model: ModelConfig, par: ParallelConfig, routing: RoutingConfig, cm: ComputeModel, comm: CommModel,
     tokens_per_rank: int, num_layers: int, num_samples: int, rng: np.random.Generator, act_bytes: float = 2.0,
@@ -66,7 +75,7 @@ def routing_costs(
     if np.all((share == 0) | (share == 1)):
         # each expert lives on one rank: time every expert once, then sum onto its rank
         flops_x = 2.0 * tpe * h * f * n_mat / etp                      # (L, S, E)
-        t_x = cm.gemm_time(flops_x, np.maximum(flops_x / n_mat, 1.0), weight_bytes=n_mat * h * f / etp * wb)
+        t_x = _expert_time(cm, flops_x, n_mat, h * f / etp * wb)
         t_x = np.where(tpe > 0, t_x, 0.0)
         t_gemm_rank = t_x @ share                                       # (L, S, ep)
         flops_rank = flops_x @ share                                    # (L, S, ep)
@@ -74,7 +83,7 @@ def routing_costs(
         counts = tpe[..., :, None] * share[None, None]                  # (L, S, E, ep) tokens of expert e on rank r
         flops_e = 2.0 * counts * h * f * n_mat / etp                    # (L, S, E, ep)
         wbytes = (share > 0) * (n_mat * h * f / etp) * wb               # (E, ep)
-        t_gemm = cm.gemm_time(flops_e, np.maximum(flops_e / n_mat, 1.0), weight_bytes=wbytes[None, None])
+        t_gemm = _expert_time(cm, flops_e, n_mat, wbytes[None, None] / n_mat)
         t_gemm_rank = np.where(counts > 0, t_gemm, 0.0).sum(axis=2)     # (L, S, ep)
         flops_rank = flops_e.sum(axis=2)
     # activation function and permute/unpermute on the routed tokens (memory-bound)

@@ -265,7 +265,9 @@ class ProgramBuilder:
         mods = self.p.recomputed
         proj = t * attention_proj_flops(m) / tp
         g = self.layer_gemms
-        t_proj = self.gemms([v for k, v in g.items() if k.startswith("attn.")], self.overlap_chunks)
+        t_out = self.gemms([g["attn.out"]], self.overlap_chunks)                # row-parallel output projection
+        t_proj = self.gemms([v for k, v in g.items() if k.startswith("attn.") and k != "attn.out"],
+                            self.overlap_chunks) + t_out
         t_core, t_core_bwd, core = self.core
         heads_dim = m.num_attention_heads * (m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
                                              if m.attention == "mla" else m.dim_per_head)
@@ -285,7 +287,6 @@ class ProgramBuilder:
         if "core_attn" in mods:                     # Korthikanti et al. 2022 (arXiv 2205.05198) sec. 4.2
             recompute.append(core_piece)
             re_flops += core
-        t_out = self.gemms([g["attn.out"]], self.overlap_chunks)                # row-parallel output projection
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_proj - t_out, self.tp)), _piece("elem", t_elem),
                 _piece("gemm", t_proj), *self.sm_margin(t_out, TP_RS_SM_PROJ), core_piece]
         if self.p.cp > 1:
@@ -301,10 +302,10 @@ class ProgramBuilder:
         mods = self.p.recomputed
         flops = 2.0 * t * ffn_params(m, ffn) / tp
         fc1, fc2 = ffn_gemm_shapes(m, t, ffn, tp)
-        t_gemm = self.gemms([fc1, fc2], self.overlap_chunks)
+        t_fc2 = self.gemms([fc2], self.overlap_chunks)   # the row-parallel down projection
+        t_gemm = self.gemms([fc1], self.overlap_chunks) + t_fc2
         t_act = self.mem(ACT * 3 * t * ffn / tp)
         t_norm = self.mem(ACT * 4 * self.tsp * m.hidden_size)
-        t_fc2 = self.gemms([fc2], self.overlap_chunks)   # the row-parallel down projection
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_gemm - t_fc2, self.tp)), _piece("elem", t_norm),
                 _piece("gemm", t_gemm), *self.sm_margin(t_fc2, TP_RS_SM_FC2), _piece("elem", t_act),
                 _comm("tp", self.overlapped(self.tp_reduce, t_fc2, TP_RS_SPLITS))]

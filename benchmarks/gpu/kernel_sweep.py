@@ -5,7 +5,7 @@ imbalanced routing, memory-bound kernels, fused attention, kernel launch cost, a
 Run on a machine with an NVIDIA GPU and PyTorch (nothing from moe-sim is imported; numpy and pynvml are used
 when present):
 
-    python3 benchmarks/gpu/kernel_sweep.py --out-dir OUT [--sections grouped,memory,attention,launch,clocks]
+    python3 benchmarks/gpu/kernel_sweep.py --out-dir OUT [--sections clocks,launch,memory,attention,grouped,duty]
     python3 benchmarks/gpu/compare_kernels.py OUT --hardware h100-sxm     # back on any machine
 
 Sections, each written to its own CSV in OUT (a section that fails writes its error and the rest go on):
@@ -23,8 +23,11 @@ Sections, each written to its own CSV in OUT (a section that fails writes its er
   128), head dims 128 and MLA's 192/128; forward, and backward as (forward + backward) - forward. FLOPs count
   the causal half: forward 4 * b * h * s^2 * d / 2 (d the mean of the QK and V head dims), backward 2.5x that.
 - launch.csv: back-to-back tiny kernels (1-element add) and tiny GEMMs: seconds per kernel.
-- clocks.csv: one large GEMM back to back for --clock-s seconds, one row per second (TFLOPS, SM clock, power):
-  how the clocks settle at the power limit.
+- clocks.csv: one large GEMM back to back for --clock-s seconds, one row per 0.25 s (TFLOPS, SM clock, power):
+  how the clocks settle at the power limit (run it first, on a cool card, to see the transition).
+- duty.csv: the same GEMM in bursts of on_ms separated by off_ms of near-idle GPU (torch.cuda._sleep), a few
+  seconds per pattern: the GEMM rate inside the bursts, to show how much of the burst clock a training step
+  that interleaves GEMMs with communication and memory-bound work can keep.
 
 Inputs are standard-normal and rotate past L2 as in gemm_sweep.py. Clocks and power limits are left as found.
 """
@@ -279,26 +282,63 @@ def section_clocks(torch, args, name, peak, nv, w):
     b = [torch.randn(s, s, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
     fl = 2.0 * s ** 3
     secs = args.clock_s if not args.quick else 3
+    step = 0.25
     i = 0
     t0 = time.perf_counter()
-    for sec in range(int(secs)):
+    for tick in range(int(secs / step)):
         st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         calls = 0
         st.record()
-        t_end = t0 + sec + 1
+        t_end = t0 + (tick + 1) * step
         while time.perf_counter() < t_end:
-            for _ in range(20):
+            for _ in range(5):
                 i = (i + 1) % 3
                 torch.mm(a[i], b[i])
-            calls += 20
+            calls += 5
             torch.cuda.synchronize()
         en.record()
         en.synchronize()
         span = st.elapsed_time(en) / 1e3
         clk, pw = nv.read()
-        w.row(device=name, torch=torch.__version__, second=sec, gemm=f"{s}^3", calls=calls,
+        w.row(device=name, torch=torch.__version__, second=f"{(tick + 1) * step:.2f}", gemm=f"{s}^3", calls=calls,
               tflops=f"{fl * calls / span / 1e12:.1f}", efficiency=f"{fl * calls / span / 1e12 / peak:.4f}",
               sm_clock_mhz=clk, power_w=pw)
+
+
+def section_duty(torch, args, name, peak, nv, w):
+    s = 8192
+    a = [torch.randn(s, s, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+    b = [torch.randn(s, s, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+    fl = 2.0 * s ** 3
+    # cycles of torch.cuda._sleep per millisecond at the SM clock the card idles up to (~1.98 GHz boost)
+    cyc_per_ms = 1.98e6
+    t_gemm = 1.0 / (0.7 * peak * 1e12 / fl)     # ~seconds per GEMM, for the number of GEMMs in a burst
+    patterns = [(50, 0), (20, 5), (10, 10), (5, 5), (2, 2), (2, 8)] if not args.quick else [(5, 5)]
+    seconds = 4.0 if not args.quick else 1.0
+    for on_ms, off_ms in patterns:
+        n_on = max(1, round(on_ms / 1e3 / t_gemm))
+        rounds = max(1, int(seconds / ((on_ms + off_ms) / 1e3)))
+        ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(rounds)]
+        i = 0
+        for r in range(rounds):
+            ev[r][0].record()
+            for _ in range(n_on):
+                i = (i + 1) % 3
+                torch.mm(a[i], b[i])
+            ev[r][1].record()
+            if off_ms:
+                torch.cuda._sleep(int(off_ms * cyc_per_ms))
+            if r % 20 == 19:
+                torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        clk, pw = nv.read()
+        tail = ev[rounds // 2:]                      # the second half: after the power controller settles
+        busy = sum(st.elapsed_time(en) for st, en in tail) / 1e3
+        whole = tail[0][0].elapsed_time(tail[-1][1]) / 1e3
+        tflops = fl * n_on * len(tail) / busy / 1e12
+        w.row(device=name, torch=torch.__version__, on_ms=on_ms, off_ms=off_ms, gemms_per_burst=n_on,
+              rounds_timed=len(tail), tflops_in_burst=f"{tflops:.1f}", efficiency_in_burst=f"{tflops / peak:.4f}",
+              gemm_duty=f"{busy / whole:.3f}", sm_clock_mhz=clk, power_w=pw)
 
 
 COLUMNS = {
@@ -309,6 +349,8 @@ COLUMNS = {
                   "bwd_eff", "error"),
     "launch": ("device", "torch", "kernel", "seconds_per_kernel"),
     "clocks": ("device", "torch", "second", "gemm", "calls", "tflops", "efficiency", "sm_clock_mhz", "power_w"),
+    "duty": ("device", "torch", "on_ms", "off_ms", "gemms_per_burst", "rounds_timed", "tflops_in_burst",
+             "efficiency_in_burst", "gemm_duty", "sm_clock_mhz", "power_w"),
 }
 
 
@@ -316,7 +358,7 @@ def main(argv=None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out-dir", required=True)
-    ap.add_argument("--sections", default="launch,memory,attention,grouped,clocks")
+    ap.add_argument("--sections", default="clocks,launch,memory,attention,grouped,duty")
     ap.add_argument("--grouped", default=os.path.join(here, "grouped.csv"))
     ap.add_argument("--hardware", default="h100-sxm,h800,h200")
     ap.add_argument("--clock-s", type=float, default=60.0)
@@ -355,6 +397,8 @@ def main(argv=None) -> int:
                 section_launch(torch, args, name, w)
             elif sec == "clocks":
                 section_clocks(torch, args, name, peak, nv, w)
+            elif sec == "duty":
+                section_duty(torch, args, name, peak, nv, w)
         except Exception:   # noqa: BLE001 - one broken section must not lose the others
             failed += 1
             traceback.print_exc()

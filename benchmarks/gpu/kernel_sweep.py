@@ -25,6 +25,9 @@ Sections, each written to its own CSV in OUT (a section that fails writes its er
 - launch.csv: back-to-back tiny kernels (1-element add) and tiny GEMMs: seconds per kernel.
 - clocks.csv: one large GEMM back to back for --clock-s seconds, one row per 0.25 s (TFLOPS, SM clock, power):
   how the clocks settle at the power limit (run it first, on a cool card, to see the transition).
+- power.csv: alternating phases of two kernels (a large or a mid-size GEMM, fused attention forward+backward,
+  a 256 MiB copy, or near-idle sleep) for a few seconds per pattern: the rate inside the first kind's phases,
+  the fraction of time it runs, and the median SM clock and board power over the second half.
 - duty.csv: the same GEMM in bursts of on_ms separated by off_ms of near-idle GPU (torch.cuda._sleep), a few
   seconds per pattern: the GEMM rate inside the bursts, to show how much of the burst clock a training step
   that interleaves GEMMs with communication and memory-bound work can keep.
@@ -341,6 +344,89 @@ def section_duty(torch, args, name, peak, nv, w):
               gemm_duty=f"{busy / whole:.3f}", sm_clock_mhz=clk, power_w=pw)
 
 
+def section_power(torch, args, name, peak, nv, w):
+    """Tensor-core and memory-bound kernels in alternating phases: rates inside the phases and board power,
+    to separate the power each kind of kernel draws and how the clock falls when their sum passes the cap."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    big = [(torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16),
+            torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)) for _ in range(3)]
+    small = [(torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16),
+              torch.randn(4096, 3072, device="cuda", dtype=torch.bfloat16)) for _ in range(8)]
+    src = torch.randn(128 * 2**20, device="cuda", dtype=torch.bfloat16)        # 256 MiB
+    dst = torch.empty_like(src)
+    q, k, v = (torch.randn(4, 16, 4096, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    go = torch.randn(4, 16, 4096, 128, device="cuda", dtype=torch.bfloat16)
+    st = {"i": 0}
+
+    def gemm_big():
+        st["i"] = (st["i"] + 1) % 3
+        torch.mm(*big[st["i"]])
+
+    def gemm_small():
+        st["i"] = (st["i"] + 1) % 8
+        torch.mm(*small[st["i"]])
+
+    def attention():
+        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            torch.autograd.grad(out, (q, k, v), go)
+
+    def copy():
+        dst.copy_(src)
+
+    def sleep_1ms():
+        torch.cuda._sleep(int(1.98e6))
+    # (name, callable, work per call, unit): FLOPs (attention: forward + backward of the causal half) or bytes
+    ops = {"gemm8192": (gemm_big, 2.0 * 8192 ** 3, "flop"), "gemm4096x3072x4096": (gemm_small, 2.0 * 4096 * 3072 * 4096, "flop"),
+           "attention_fb": (attention, 3.5 * 4.0 * 4 * 16 * 4096 ** 2 * 128 / 2.0, "flop"), "copy": (copy, 2.0 * src.numel() * 2, "byte"),
+           "sleep": (sleep_1ms, 0.0, "none")}
+    per_call = {}
+    for key, (fn, _, _) in ops.items():
+        per_call[key] = timed(torch, fn, iters=5, batches=3)
+    patterns = [("gemm8192", "sleep", 50, 0), ("gemm8192", "sleep", 9, 1), ("gemm8192", "sleep", 8, 2),
+                ("gemm8192", "sleep", 7, 3), ("gemm8192", "sleep", 6, 4), ("gemm8192", "sleep", 40, 10),
+                ("gemm8192", "copy", 10, 10), ("gemm8192", "copy", 20, 5), ("gemm8192", "copy", 5, 5),
+                ("copy", "sleep", 50, 0), ("copy", "sleep", 10, 10),
+                ("attention_fb", "sleep", 50, 0), ("attention_fb", "sleep", 10, 10),
+                ("gemm4096x3072x4096", "sleep", 50, 0), ("gemm4096x3072x4096", "sleep", 10, 10)]
+    if args.quick:
+        patterns = patterns[:2]
+    seconds = 4.0 if not args.quick else 1.0
+    for on, off, on_ms, off_ms in patterns:
+        fn_on, work, unit = ops[on]
+        n_on = max(1, round(on_ms / 1e3 / per_call[on]))
+        n_off = round(off_ms / 1e3 / per_call[off]) if off_ms else 0
+        rounds = max(2, int(seconds / ((on_ms + off_ms) / 1e3)))
+        ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(rounds)]
+        powers, clocks = [], []
+        for r in range(rounds):
+            ev[r][0].record()
+            for _ in range(n_on):
+                fn_on()
+            ev[r][1].record()
+            for _ in range(n_off):
+                ops[off][0]()
+            if r % 10 == 9:
+                torch.cuda.synchronize()
+                if r >= rounds // 2:
+                    clk, pw = nv.read()
+                    clocks.append(clk)
+                    powers.append(pw)
+        torch.cuda.synchronize()
+        tail = ev[rounds // 2:]
+        busy = sum(a.elapsed_time(b) for a, b in tail) / 1e3
+        whole = tail[0][0].elapsed_time(tail[-1][1]) / 1e3
+        rate = work * n_on * len(tail) / busy
+        eff = rate / 1e12 / peak if unit == "flop" else rate / 1e9 / args.hbm_GBps
+        w.row(device=name, torch=torch.__version__, on_op=on, off_op=off, on_ms=on_ms, off_ms=off_ms,
+              calls_on=n_on, calls_off=n_off, rounds_timed=len(tail),
+              rate_in_on_phase=f"{rate / 1e12:.1f} TFLOP/s" if unit == "flop" else f"{rate / 1e9:.0f} GB/s",
+              efficiency_in_on_phase=f"{eff:.4f}", on_fraction=f"{busy / whole:.3f}",
+              sm_clock_mhz=f"{statistics.median(clocks):.0f}" if clocks else "nan",
+              power_w=f"{statistics.median(powers):.1f}" if powers else "nan")
+
+
 COLUMNS = {
     "grouped": ("device", "torch", "case", "pass_", "groups", "m_balanced", "n", "k", "routing", "counts", "flops",
                 "grouped_s", "sequential_s", "sum_isolated_s", "max_isolated_s", "grouped_eff", "sequential_eff"),
@@ -349,6 +435,8 @@ COLUMNS = {
                   "bwd_eff", "error"),
     "launch": ("device", "torch", "kernel", "seconds_per_kernel"),
     "clocks": ("device", "torch", "second", "gemm", "calls", "tflops", "efficiency", "sm_clock_mhz", "power_w"),
+    "power": ("device", "torch", "on_op", "off_op", "on_ms", "off_ms", "calls_on", "calls_off", "rounds_timed",
+              "rate_in_on_phase", "efficiency_in_on_phase", "on_fraction", "sm_clock_mhz", "power_w"),
     "duty": ("device", "torch", "on_ms", "off_ms", "gemms_per_burst", "rounds_timed", "tflops_in_burst",
              "efficiency_in_burst", "gemm_duty", "sm_clock_mhz", "power_w"),
 }
@@ -362,6 +450,7 @@ def main(argv=None) -> int:
     ap.add_argument("--grouped", default=os.path.join(here, "grouped.csv"))
     ap.add_argument("--hardware", default="h100-sxm,h800,h200")
     ap.add_argument("--clock-s", type=float, default=60.0)
+    ap.add_argument("--hbm-GBps", type=float, default=None, help="datasheet HBM bandwidth (default: by device name)")
     ap.add_argument("--quick", action="store_true", help="a few points per section (a smoke test)")
     args = ap.parse_args(argv)
     args.hardware = {h.strip() for h in args.hardware.split(",") if h.strip()}
@@ -376,7 +465,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     name = torch.cuda.get_device_name(0)
     peak = device_lookup(DENSE_BF16_TFLOPS, name) or 989.4
-    hbm = device_lookup(HBM_GBPS, name) or 3350.0
+    hbm = args.hbm_GBps = args.hbm_GBps or device_lookup(HBM_GBPS, name) or 3350.0
     l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 * 2**20)
     nv = Nvml()
     failed = 0
@@ -397,6 +486,8 @@ def main(argv=None) -> int:
                 section_launch(torch, args, name, w)
             elif sec == "clocks":
                 section_clocks(torch, args, name, peak, nv, w)
+            elif sec == "power":
+                section_power(torch, args, name, peak, nv, w)
             elif sec == "duty":
                 section_duty(torch, args, name, peak, nv, w)
         except Exception:   # noqa: BLE001 - one broken section must not lose the others

@@ -34,21 +34,18 @@ MEDIAN_TOL_PCT = 8.0
 # Entries outside +-15% today, with the figure. The lead updates this as the engine improves
 # (strict: an entry that starts passing must be taken off the list).
 XFAIL = {
-    "deepseek-v3-2048xh800": "15.86 s vs 19.93 s published (-20.4%)",
-    "llama3-405b-8192xh100": "591.5 vs 430 TFLOPS (palm convention) (+37.6%)",
-    "llama3-405b-16384xh100": "543.3 vs 400 TFLOPS (palm convention) (+35.8%)",
+    "deepseek-v3-2048xh800": "16.49 s vs 19.93 s published (-17.3%)",
+    "llama3-405b-8192xh100": "529.4 vs 430 TFLOPS (palm convention) (+23.1%)",
+    "llama3-405b-16384xh100": "488.2 vs 400 TFLOPS (palm convention) (+22.1%)",
     "megatron-gpt-1.7b-32xa100": "162.5 vs 137 TFLOPS (megatron_2104 convention) (+18.6%)",
     "megatron-gpt-145.6b-1536xa100": "180.2 vs 148 TFLOPS (megatron_2104 convention) (+21.8%)",
     "megatron-gpt-1t-3072xa100": "201.7 vs 163 TFLOPS (megatron_2104 convention) (+23.8%)",
-    "dgxc-llama3.1-405b-2304xh100": "14.46 s vs 17.62 s published (-17.9%)",
-    "dgxc-llama3.1-70b-2048xh100": "11.99 s vs 14.98 s published (-20.0%)",
-    "dgxc-gpt3-175b-2048xh100": "6.699 s vs 9.02 s published (-25.7%)",
-    "mcore-moe-deepseek-v3-1024xh100": "1,717 vs 1,412 tokens/s per GPU published (+21.6%)",
-    "qwen3-235b-256xh100-tp4ep8pp8": "15.62 s vs 29 s published (-46.1%)",
-    "qwen3-235b-256xh100-tp2ep8pp32-a2a": "15.78 s vs 24.2 s published (-34.8%)",
-    "qwen3-235b-seq16k-dropless": "309.9 vs 237 TFLOPS (megatron_core convention) (+30.8%)",
+    "mcore-moe-deepseek-v3-1024xh100": "1,642 vs 1,412 tokens/s per GPU published (+16.3%)",
+    "qwen3-235b-256xh100-tp4ep8pp8": "16.64 s vs 29 s published (-42.6%)",
+    "qwen3-235b-256xh100-tp2ep8pp32-a2a": "17.05 s vs 24.2 s published (-29.5%)",
+    "qwen3-235b-seq16k-dropless": "291.7 vs 237 TFLOPS (megatron_core convention) (+23.1%)",
 }
-MEDIAN_XFAIL = "median |error| 20.4% over 19 entries (21.1% over the 14 of issue 6)"
+MEDIAN_XFAIL = "median |error| 16.3% over 19 entries (20.2% over the 14 of issue 6)"
 
 # full-size simulations that take more than ~2 s each (seconds measured on the 2-core dev machine)
 SLOW_ENTRIES = {

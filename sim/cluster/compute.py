@@ -14,8 +14,12 @@ from sim.config.hardware import HardwareProfile
 class ComputeModel:
     """Times GEMMs, attention and memory-bound ops on one device of a profile."""
 
-    def __init__(self, hw: HardwareProfile, precision: str = "bf16"):
+    def __init__(self, hw: HardwareProfile, precision: str = "bf16", clock_scale: float = 1.0):
+        """clock_scale: the SM clock as a fraction of the full boost clock the curves were measured at
+        (sim.cluster.power: below 1 when the step's mix of kernels would exceed the board power cap);
+        tensor-core work (GEMMs, fused attention) takes 1 / clock_scale as long, HBM-bound work does not."""
         d = hw.device
+        self.clock_scale = float(clock_scale)
         self.hw = hw
         self.bf16 = hw.peak_flops("bf16")
         self.gemm_peak = hw.peak_flops(precision)       # FP8 GEMMs run at the FP8 rate
@@ -42,7 +46,7 @@ class ComputeModel:
         peak = self.gemm_peak if low_precision else self.bf16
         if low_precision and self.precision == "fp8":
             peak = peak * self.fp8_scale
-        t_flop = np.asarray(flops, dtype=float) / (peak * self.efficiency(flops_per_gemm))
+        t_flop = np.asarray(flops, dtype=float) / (peak * self.efficiency(flops_per_gemm) * self.clock_scale)
         t_mem = (np.asarray(weight_bytes, dtype=float) + act_bytes) / self.mem_bw
         return np.maximum(t_flop, t_mem)
 
@@ -57,7 +61,7 @@ class ComputeModel:
         else:
             logx, fwd, bwd = self._attn
             eff = np.interp(np.log(np.maximum(np.asarray(seq_len, dtype=float), 1.0)), logx, bwd if backward else fwd)
-        return np.asarray(flops, dtype=float) / (self.bf16 * eff)
+        return np.asarray(flops, dtype=float) / (self.bf16 * eff * self.clock_scale)
 
     def memory_time(self, nbytes):
         """A memory-bound op (norm, activation, permute, optimizer update) moving ``nbytes``."""

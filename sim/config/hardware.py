@@ -29,6 +29,17 @@ def _check_curve(points: list[tuple], what: str) -> list[tuple]:
     return points
 
 
+class PowerSpec(StrictModel):
+    """Board power by kind of kernel at the full boost clock, for the power-capped clock model
+    (sim.cluster.power). Measured with benchmarks/gpu/kernel_sweep.py (power and duty sections)."""
+
+    idle_w: float = Field(description="Board power with the GPU idle between kernels (unit: W)", ge=0)
+    gemm_w: float = Field(description="Power a large BF16 GEMM adds over idle while it runs, at full clock (unit: W)", gt=0)
+    attention_w: float = Field(description="Power fused attention adds over idle while it runs, at full clock (unit: W)", gt=0)
+    memory_w: float = Field(description="Power an HBM-bound kernel adds over idle while it runs (unit: W)", ge=0)
+    clock_exponent: float = Field(description="Exponent of tensor-core dynamic power in the clock scale (unit: none)", gt=0)
+
+
 class DeviceSpec(StrictModel):
     """One accelerator: compute, memory, and how well GEMMs use it."""
 
@@ -48,6 +59,10 @@ class DeviceSpec(StrictModel):
         0.8, description="Achieved fraction of HBM bandwidth for memory-bound ops (unit: fraction)", gt=0, le=1
     )
     power_w: float | None = Field(None, description="Board/module power (unit: W)", gt=0)
+    power: PowerSpec | None = Field(
+        None, description="Power by kernel kind, for clocks capped at power_w: tensor-core work slows when a "
+        "step's mix would draw more than power_w. Absent: full clocks throughout (unit: W)",
+    )
     fp8_gemm_efficiency_scale: float = Field(
         1.0, description="Achieved FP8 GEMM efficiency relative to the BF16 curve on the same device "
         "(fine-grained scaling and higher-precision accumulation cost FP8 kernels part of their peak) "

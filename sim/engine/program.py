@@ -82,6 +82,7 @@ class Block:
     bwd: list
     flops_f: float
     flops_re: float
+    tensor_s: tuple = (0.0, 0.0)   # (GEMM s, attention-core s) of one forward + backward (recompute included)
 
 
 @dataclass
@@ -366,6 +367,16 @@ class ProgramBuilder:
         return Part(segs, flops, recompute, re_flops)
 
 
+def tensor_time(pieces: list[Seg], recomputed: list[Seg]) -> tuple[float, float]:
+    """(GEMM seconds, attention-core seconds) of a layer's forward, backward and recompute: a GEMM runs
+    once forward and twice backward (data and weight gradients); a "core" piece carries its backward."""
+    g = sum(p[1] for p in pieces if p[0] == "gemm")
+    a = sum(p[1] + p[2] for p in pieces if p[0] == "core")
+    g_re = sum(p[1] for p in recomputed if p[0] == "gemm")
+    a_re = sum(p[1] for p in recomputed if p[0] == "core")
+    return 3.0 * g + g_re, a + a_re
+
+
 def to_forward(pieces: list[Seg]) -> list[Seg]:
     return [("compute", p[1], 0.0, 0.0, 0.0) if p[0] in COMPUTE_PIECES else p for p in pieces]
 
@@ -456,7 +467,9 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
             fre = fl
         elif recompute == "selective":
             lb = to_forward(re) + lb
-        blocks[key] = Block(to_forward(pieces), lb + [("grad", 0.0, grad_dense, grad_expert, 0.0)], fl, fre)
+        redo = pieces if recompute == "full" else re if recompute == "selective" else []
+        blocks[key] = Block(to_forward(pieces), lb + [("grad", 0.0, grad_dense, grad_expert, 0.0)], fl, fre,
+                            tensor_time(pieces, redo))
         return key
 
     if any(ch.embedding for row in chunks for ch in row):
@@ -490,7 +503,7 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
                         blocks["head"] = Block(
                             [_comm("tp", b.tp_gather), ("compute", t_lm + t_loss, 0.0, 0.0, 0.0)],
                             [("compute", t_lm + t_loss, 0.0, 0.0, 0.0), ("wgrad", t_lm, 0.0, 0.0, 0.0),
-                             _comm("tp", b.tp_reduce)], heads * lm, 0.0)
+                             _comm("tp", b.tp_reduce)], heads * lm, 0.0, (3.0 * t_lm, 0.0))
                     keys.append("head")
                 layout[st][c][s] = keys
                 if s == 0:

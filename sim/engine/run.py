@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from sim.cluster.power import clock_scale
 from sim.engine.constants import ANALYTIC_ROUTING_LAYERS, ANALYTIC_SAMPLES
 from sim.engine.des import PHASES, simulate_des
 from sim.engine.spec import RunSpec
-from sim.engine.step import build_step
+from sim.engine.step import StepInputs, build_step, device_tensor_time
 from sim.model.flops import flops_per_token
 from sim.model.memory import peak_memory
 from sim.report.report import KINDS, StepReport
+
+
+def power_clock_scale(inp: StepInputs) -> float:
+    """The SM clock scale the step's kernel mix allows under the board power cap (sim.cluster.power): 1 for
+    a profile without a power model. Each pipeline rank's mix comes from its tensor-core time (the
+    programs) over its busy time (the closed-form estimate: compute and exposed communication, bubbles
+    excluded); the most loaded rank sets the clock for all (ASSUMPTION: one clock per run; a lightly
+    loaded stage off the critical path would run faster, which changes little)."""
+    dev = inp.spec.hardware.device
+    if dev.power is None or dev.power_w is None:
+        return 1.0
+    from sim.analytic.estimate import estimate
+    res = estimate(inp)
+    scales = [clock_scale(dev.power, dev.power_w, g, a, st.busy_s)
+              for (g, a), st in zip(device_tensor_time(inp), res.stages, strict=True)]
+    return float(min(scales)) if scales else 1.0
 
 
 def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None,
@@ -18,14 +35,17 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
     m, par, w, hw = spec.model, spec.parallel, spec.workload, spec.hardware
     # the analytic screen samples routing for a few MoE layers and micro-batches (layers are
     # statistically alike); the DES samples every layer
-    inp = build_step(spec, num_samples=ANALYTIC_SAMPLES, routing_layers=ANALYTIC_ROUTING_LAYERS) \
-        if executor == "analytic" else build_step(spec)
+    kw = dict(num_samples=ANALYTIC_SAMPLES, routing_layers=ANALYTIC_ROUTING_LAYERS) if executor == "analytic" else {}
+    inp = build_step(spec, **kw)
+    clock = power_clock_scale(inp)
+    if clock < 1.0:
+        inp = build_step(spec, clock_scale=clock, **kw)
     rc = inp.programs.routing
     load_factor = rc.max_over_mean_worst if rc is not None else 1.0
     mem = peak_memory(m, par, w, load_factor)
     limit = hw.device.hbm_gib - hw.device.reserved_memory_gib
     rep = StepReport(fits=mem.total_gib <= limit, peak_memory_gib=mem.total_gib, memory_limit_gib=limit,
-                     worst_stage=mem.stage, executor=executor)
+                     worst_stage=mem.stage, executor=executor, clock_scale=clock)
     if rc is not None:
         rep.imbalance_score = rc.imbalance_score
         rep.max_over_mean_device_load = rc.max_over_mean

@@ -44,10 +44,12 @@ class StepInputs:
         return c
 
 
-def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: int | None = None) -> StepInputs:
-    """routing_layers: MoE layers with their own routing sample (None: all; the analytic screen uses few)."""
+def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: int | None = None,
+               clock_scale: float = 1.0) -> StepInputs:
+    """routing_layers: MoE layers with their own routing sample (None: all; the analytic screen uses few).
+    clock_scale: SM clock / full boost clock for tensor-core work (sim.cluster.power)."""
     m, par, w, hw = spec.model, spec.parallel, spec.workload, spec.hardware
-    cm = ComputeModel(hw, w.precision)
+    cm = ComputeModel(hw, w.precision, clock_scale)
     comm = CommModel(hw)
     rng = np.random.default_rng(spec.routing.seed)
     programs = build_programs(m, par, w, spec.routing, cm, comm, rng, num_samples, routing_layers)
@@ -83,3 +85,25 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: in
         pg = [[pg[r][0], pg[par.pp - 1 - r][0]] for r in range(par.pp)]
     return StepInputs(spec=spec, cm=cm, comm=comm, programs=programs, order_name=par.schedule_name, p2p=p2p,
                       dp_group_dense=g_dense, dp_group_expert=g_expert, optimizer_s=opt, param_gather=pg)
+
+
+def device_tensor_time(inp: StepInputs) -> list[tuple[float, float]]:
+    """Per pipeline rank: (GEMM seconds, attention-core seconds) of its whole step at the inputs' clock."""
+    from sim.schedule.pipeline import microbatches_per_chunk, model_stage
+    par, pr = inp.spec.parallel, inp.programs
+    name = inp.order_name
+    chunks = 2 if name == "dualpipe" else par.vpp
+    mpc = microbatches_per_chunk(name, par.num_microbatches)
+    out = []
+    for r in range(par.pp):
+        g = a = 0.0
+        for c in range(chunks):
+            ms, mc = model_stage(name, par.pp, r, c)
+            per = pr.layout[ms][mc]
+            for mb in range(mpc):
+                for k in per[mb % pr.num_samples]:
+                    tg, ta = pr.blocks[k].tensor_s
+                    g += tg
+                    a += ta
+        out.append((g, a))
+    return out

@@ -27,6 +27,7 @@ class StepReport:
     drop_rate: float | None = None
     memory_shortfall_gib: float = 0.0
     executor: str = "des"
+    clock_scale: float = 1.0     # SM clock / full boost clock under the board power cap (sim.cluster.power)
     reason: str = ""
 
     def to_dict(self) -> dict:

@@ -46,7 +46,9 @@ import sys
 import time
 import traceback
 
-DENSE_BF16_TFLOPS = {"H100": 989.4, "H800": 989.4, "H200": 989.4, "A100": 312.0}   # NVIDIA datasheets
+# the sibling script: its folder is on sys.path when this one runs
+from gemm_sweep import Nvml, peak_for, time_batches
+
 HBM_GBPS = {"H100": 3350.0, "H800": 3350.0, "H200": 4800.0, "A100": 2039.0}       # NVIDIA datasheets (SXM)
 EXTRA_GROUPED = [   # finer-grained expert layouts than the validation entries (many local experts, few tokens each)
     # (name, pass, groups, m, n, k): DeepSeek-V3 expert fc1/fc2 (h 7168, f 2048) with 32 and 8 local experts
@@ -66,41 +68,12 @@ def device_lookup(table: dict, name: str):
     return None
 
 
-class Nvml:
-    def __init__(self):
-        try:
-            import pynvml
-            pynvml.nvmlInit()
-            self.nv = pynvml
-            self.h = pynvml.nvmlDeviceGetHandleByIndex(0)
-        except Exception:
-            self.nv = None
-
-    def read(self) -> tuple[float, float]:
-        if self.nv is None:
-            return math.nan, math.nan
-        try:
-            return (float(self.nv.nvmlDeviceGetClockInfo(self.h, self.nv.NVML_CLOCK_SM)),
-                    self.nv.nvmlDeviceGetPowerUsage(self.h) / 1000.0)
-        except Exception:
-            return math.nan, math.nan
-
-
 def timed(torch, fn, iters: int = 10, batches: int = 5, warmup: int = 3) -> float:
     """Median seconds per call over event-timed batches."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    per = []
-    for _ in range(batches):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(iters):
-            fn()
-        e.record()
-        e.synchronize()
-        per.append(s.elapsed_time(e) / 1e3 / iters)
-    return statistics.median(per)
+    return time_batches(torch, fn, iters, batches)
 
 
 class Writer:
@@ -464,7 +437,7 @@ def main(argv=None) -> int:
         return 2
     os.makedirs(args.out_dir, exist_ok=True)
     name = torch.cuda.get_device_name(0)
-    peak = device_lookup(DENSE_BF16_TFLOPS, name) or 989.4
+    peak = peak_for(name, "bf16") or 989.4
     hbm = args.hbm_GBps = args.hbm_GBps or device_lookup(HBM_GBPS, name) or 3350.0
     l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 * 2**20)
     nv = Nvml()

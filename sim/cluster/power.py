@@ -16,8 +16,6 @@ work is taken as clock-insensitive (HBM-bound).
 
 from __future__ import annotations
 
-import math
-
 from sim.config.hardware import PowerSpec
 
 
@@ -65,4 +63,4 @@ def clock_scale(spec: PowerSpec | None, cap_w: float | None, t_gemm: float, t_at
             hi = mid
         else:
             lo = mid
-    return lo if math.isfinite(lo) else 1.0
+    return lo

@@ -37,15 +37,12 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
     # statistically alike); the DES samples every layer
     kw = dict(num_samples=ANALYTIC_SAMPLES, routing_layers=ANALYTIC_ROUTING_LAYERS) if executor == "analytic" else {}
     inp = build_step(spec, **kw)
-    clock = power_clock_scale(inp)
-    if clock < 1.0:
-        inp = build_step(spec, clock_scale=clock, **kw)
     rc = inp.programs.routing
     load_factor = rc.max_over_mean_worst if rc is not None else 1.0
     mem = peak_memory(m, par, w, load_factor)
     limit = hw.device.hbm_gib - hw.device.reserved_memory_gib
     rep = StepReport(fits=mem.total_gib <= limit, peak_memory_gib=mem.total_gib, memory_limit_gib=limit,
-                     worst_stage=mem.stage, executor=executor, clock_scale=clock)
+                     worst_stage=mem.stage, executor=executor)
     if rc is not None:
         rep.imbalance_score = rc.imbalance_score
         rep.max_over_mean_device_load = rc.max_over_mean
@@ -56,6 +53,11 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
                       f"(short {rep.memory_shortfall_gib:.1f} GiB)")
         if check_memory:
             return rep
+    # the clock the power cap allows changes GEMM and attention times, not routing or memory: worked out
+    # only for a layout that is simulated, then the programs are rebuilt at that clock
+    rep.clock_scale = power_clock_scale(inp)
+    if rep.clock_scale < 1.0:
+        inp = build_step(spec, clock_scale=rep.clock_scale, **kw)
     if executor == "analytic":
         from sim.analytic.estimate import estimate
         res = estimate(inp)

@@ -27,7 +27,7 @@ class StepReport:
     drop_rate: float | None = None
     memory_shortfall_gib: float = 0.0
     executor: str = "des"
-    clock_scale: float = 1.0     # SM clock / full boost clock under the board power cap (sim.cluster.power)
+    clock_scale: float | None = None   # SM clock / full boost clock under the board power cap (sim.cluster.power); None: not simulated
     reason: str = ""
 
     def to_dict(self) -> dict:

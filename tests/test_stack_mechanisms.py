@@ -281,3 +281,54 @@ def test_tp_overlap_needs_sequence_parallel_tp():
         _spec(tp=1, tp_comm_overlap=True)
     with pytest.raises(UserError, match="tp_comm_overlap"):
         _spec(tp=2, sequence_parallel=False, tp_comm_overlap=True)
+
+
+# --- FP8 operand quantization ------------------------------------------------------------
+
+
+def test_fp8_casts_by_hand():
+    """Dense FFN under FP8: forward quantises fc1's input (the layer input) and fc2's input, read in
+    BF16 and written as FP8 + one FP32 scale per 128; backward re-tiles both saved inputs and
+    quantises both output gradients in both tilings (DeepSeek-V3 sec. 3.3.2 / 3.5.2)."""
+    spec = _spec(hardware="h100-sxm", work=dict(seq_len=2048, precision="fp8"))
+    inp, pb = _builder(spec)
+    t, h, f = 2048, 2048, 8192
+    q = 1 + 4 / 128
+    casts = [p for p in pb.dense_ffn[0] if p[0] == "cast"]
+    assert len(casts) == 1
+    bw = inp.cm.mem_bw
+    assert casts[0][1] == pytest.approx((t * h + t * f) * (2 + q) / bw, rel=1e-12)
+    assert casts[0][2] == pytest.approx(((t * h + t * f) * 2 * q + (t * f + t * h) * (2 + 2 * q)) / bw, rel=1e-12)
+
+
+def test_bf16_has_no_casts_and_fp8_casts_add_their_time_to_a_serial_step(monkeypatch):
+    """No casts under BF16. Under FP8 every layer's casts run on the compute stream: with PP1 and the
+    clock held fixed, the step grows by exactly layers x micro-batches x (forward + backward casts)."""
+    from sim.engine.des import simulate_des
+    bf = _builder(_spec(hardware="h100-sxm", work=dict(seq_len=2048)))[1]
+    assert not any(p[0] == "cast" for p in bf.dense_ffn[0] + bf.attention[0])
+    spec = _spec(hardware="h100-sxm", work=dict(seq_len=2048, precision="fp8"), overlap_grad_reduce=False)
+    inp, pb = _builder(spec)
+    casts = [p for p in pb.attention[0] + pb.dense_ffn[0] if p[0] == "cast"]
+    assert len(casts) == 2
+    per_layer = sum(p[1] + p[2] for p in casts)
+    with_casts = simulate_des(build_step(spec, clock_scale=1.0)).step_time_s
+    monkeypatch.setattr(ProgramBuilder, "cast", lambda self, *a, **k: [])
+    without = simulate_des(build_step(spec, clock_scale=1.0)).step_time_s
+    mb = spec.parallel.num_microbatches
+    assert with_casts - without == pytest.approx(4 * mb * per_layer, rel=1e-9)
+
+
+def test_fp8_moe_casts_on_the_hot_expert_rank():
+    """Routed experts: fc1's input arrives quantised (FP8 dispatch), so forward quantises only fc2's
+    input; backward re-tiles both inputs and quantises both output gradients, per routed token."""
+    moe = dict(GPT, name="moe-small", moe=dict(num_experts=8, top_k=2, expert_ffn_hidden_size=1024))
+    spec = _spec(hardware="h100-sxm", model=moe, ep=8, work=dict(seq_len=2048, precision="fp8"))
+    inp = build_step(spec)
+    rc = inp.programs.routing
+    # forward / backward bytes per routed token (GELU: fc1 has f outputs): f (2 + q) vs (h + f) 2q + (f + h)(2 + 2q)
+    h, f, q = 2048, 1024, 1 + 4 / 128
+    ratio = ((h + f) * 2 * q + (f + h) * (2 + 2 * q)) / (f * (2 + q))
+    assert (rc.expert_cast_bwd_s / rc.expert_cast_fwd_s) == pytest.approx(ratio, rel=1e-12)
+    tokens = rc.expert_cast_fwd_s * inp.cm.mem_bw / (f * (2 + q))      # routed tokens on the hot rank
+    assert tokens.min() >= 2048 * 2 / 8 * 0.999                          # at least the balanced share

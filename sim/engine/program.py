@@ -7,6 +7,7 @@ A segment is a tuple ``(kind, compute_s, intra_bytes, inter_bytes, latency_s)``:
   to a separate W task, other schedules run them inside the backward;
 - "tp", "cp", "ep_a2a": blocking communication whose effective bytes go through the stage's
   scale-up link and NIC;
+- "cast" pieces (FP8 quantization kernels) carry their own backward time, like "core";
 - "grad": marks where a layer's gradients are complete (intra_bytes holds the dense gradient
   element count, inter_bytes the expert one; compute_s unused).
 
@@ -34,7 +35,7 @@ from sim.config.model import ModelConfig
 from sim.config.parallel import ParallelConfig
 from sim.config.routing import RoutingConfig
 from sim.config.workload import Workload
-from sim.engine.routing_costs import RoutingCosts, routing_costs
+from sim.engine.routing_costs import FP8_Q, RoutingCosts, routing_costs
 from sim.model.flops import attention_core_flops, attention_proj_flops
 from sim.model.gemm_shapes import ffn_gemm_shapes, layer_gemm_shapes
 from sim.model.params import attention_params, ffn_params
@@ -53,7 +54,7 @@ TP_RS_SPLITS = 4
 ELEM_BWD = 2.0            # memory-bound backward / forward bytes (reads saved input and gradient, writes gradient)
 
 Seg = tuple  # (kind, compute_s, intra_bytes, inter_bytes, latency_s)
-COMPUTE_PIECES = ("gemm", "core", "elem")
+COMPUTE_PIECES = ("gemm", "core", "elem", "cast")
 
 
 class Part(NamedTuple):
@@ -183,6 +184,29 @@ class ProgramBuilder:
     def mem(self, nbytes: float) -> float:
         return float(self.cm.memory_time(nbytes))
 
+    def cast(self, inputs: list[tuple[float, float]], outputs: list[tuple[float, float]],
+             prequantized: list[tuple[float, float]] = ()) -> list[Seg]:
+        """FP8 quantization of GEMM operands (FP8 workloads only): memory-bound kernels beside the GEMMs,
+        given (rows, columns) of each distinct GEMM input and each GEMM output.
+
+        Forward: each input is read in BF16 and written in FP8 with 1x128 tile scales (``prequantized``
+        inputs arrive in FP8 already: tokens quantised before an FP8 dispatch). Backward: each saved FP8
+        input is read, transposed and re-quantised to 128x1 tiles for the weight gradient, and each output
+        gradient is read in BF16 and written in both tilings (data and weight gradient). DeepSeek-V3 (arXiv
+        2412.19437) sec. 3.3.2-3.3.3: activations cached in FP8, 1x128 tiles forward, 128x1 backward; sec.
+        3.5.2: quantization reads the BF16 activations from HBM and writes FP8 back, a transposed operand
+        is read, dequantised, transposed, re-quantised and stored back. Weights are cast once per step
+        (Megatron's is_first_microbatch / a cached FP8 copy), which this leaves out.
+        """
+        if not self.fp8:
+            return []
+        x = sum(r * c for r, c in inputs)
+        xq = sum(r * c for r, c in prequantized)
+        y = sum(r * c for r, c in outputs)
+        fwd = x * (ACT + FP8_Q)
+        bwd = (x + xq) * 2 * FP8_Q + y * (ACT + 2 * FP8_Q)
+        return [("cast", self.mem(fwd), self.mem(bwd), 0.0, 0.0)]
+
     @cached_property
     def tp_gather(self) -> CommCost:
         if self.tp <= 1 or not self.p.sequence_parallel:
@@ -288,8 +312,13 @@ class ProgramBuilder:
         if "core_attn" in mods:                     # Korthikanti et al. 2022 (arXiv 2205.05198) sec. 4.2
             recompute.append(core_piece)
             re_flops += core
+        first = ("attn.qkv", "attn.q", "attn.q_down", "attn.kv_down")     # the GEMMs reading the layer input
+        casts = self.cast([(self.tsp, h)] + [(v[0], v[2]) for k, v in g.items() if k.startswith("attn.") and k not in first],
+                          [(v[0], v[1]) for k, v in g.items() if k.startswith("attn.")])
+        if self.fp8 and m.attention == "mla" and "mla_up_proj" in mods:
+            recompute += self.cast([(v[0], v[2]) for k, v in g.items() if k in ("attn.q_up", "attn.kv_up")], [])
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_proj - t_out, self.tp)), _piece("elem", t_elem),
-                _piece("gemm", t_proj), *self.sm_margin(t_out, TP_RS_SM_PROJ), core_piece]
+                *casts, _piece("gemm", t_proj), *self.sm_margin(t_out, TP_RS_SM_PROJ), core_piece]
         if self.p.cp > 1:
             kv = (m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) if m.attention == "mla" else 2 * m.kv_heads * m.dim_per_head / tp
             c = self.comm.p2p(ACT * t * kv * (self.p.cp - 1), inter_node=self.cp_group.nodes > 1)
@@ -307,8 +336,9 @@ class ProgramBuilder:
         t_gemm = self.gemms([fc1], self.overlap_chunks) + t_fc2
         t_act = self.mem(ACT * 3 * t * ffn / tp)
         t_norm = self.mem(ACT * 4 * self.tsp * m.hidden_size)
+        casts = self.cast([(self.tsp, m.hidden_size), (fc2[0], fc2[2])], [(fc1[0], fc1[1]), (fc2[0], fc2[1])])
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_gemm - t_fc2, self.tp)), _piece("elem", t_norm),
-                _piece("gemm", t_gemm), *self.sm_margin(t_fc2, TP_RS_SM_FC2), _piece("elem", t_act),
+                *casts, _piece("gemm", t_gemm), *self.sm_margin(t_fc2, TP_RS_SM_FC2), _piece("elem", t_act),
                 _comm("tp", self.overlapped(self.tp_reduce, t_fc2, TP_RS_SPLITS))]
         if "mlp" in mods:                           # the whole FFN block, its TP collectives included
             return Part(segs, flops, list(segs), flops)
@@ -336,11 +366,14 @@ class ProgramBuilder:
         if e.num_shared_experts:
             sf = e.num_shared_experts * e.shared_ffn
             sflops = 2.0 * t * ffn_params(m, sf) / tp
-            t_shared = self.gemms(ffn_gemm_shapes(m, t, sf, tp))
+            fc1, fc2 = ffn_gemm_shapes(m, t, sf, tp)
+            t_shared = self.gemms([fc1, fc2])
             t_act = self.mem(ACT * 3 * t * sf / tp)
-            pieces += [_piece("gemm", t_shared), _piece("elem", t_act)]
+            # its input is the routed experts' input, quantised once before the FP8 dispatch (moe())
+            casts = self.cast([(fc2[0], fc2[2])], [(fc1[0], fc1[1]), (fc2[0], fc2[1])], prequantized=[(fc1[0], fc1[2])])
+            pieces += [*casts, _piece("gemm", t_shared), _piece("elem", t_act)]
             if "shared_experts" in mods:
-                recompute += [_piece("gemm", t_shared), _piece("elem", t_act)]
+                recompute += [*casts, _piece("gemm", t_shared), _piece("elem", t_act)]
                 re_flops += sflops
             elif "moe_act" in mods:
                 recompute.append(_piece("elem", t_act))
@@ -353,7 +386,11 @@ class ProgramBuilder:
         lat = rc.a2a_latency_s
         dispatch = ("ep_a2a", 0.0, rc.a2a_intra[li, s] * dispatch_scale, rc.a2a_inter[li, s] * dispatch_scale, lat)
         combine = ("ep_a2a", 0.0, rc.a2a_intra[li, s], rc.a2a_inter[li, s], lat)
-        segs = pieces + [dispatch, _piece("gemm", rc.expert_gemm_s[li, s]),
+        # FP8: the tokens are quantised once before the dispatch (DeepSeek-V3 sec. 3.3.3), the experts'
+        # other operands beside their GEMMs (RoutingCosts.expert_cast_*)
+        quant = [("cast", self.mem(self.tsp * self.m.hidden_size * (ACT + FP8_Q)), 0.0, 0.0, 0.0)] if self.fp8 else []
+        expert_cast = [("cast", float(rc.expert_cast_fwd_s[li, s]), float(rc.expert_cast_bwd_s[li, s]), 0.0, 0.0)] if self.fp8 else []
+        segs = pieces + [*quant, dispatch, *expert_cast, _piece("gemm", rc.expert_gemm_s[li, s]),
                          _piece("elem", rc.expert_elem_s[li, s]), combine]
         if self.tp > 1 and self.m.moe.num_shared_experts:
             segs.append(_comm("tp", self.tp_reduce))
@@ -389,7 +426,7 @@ def to_backward(pieces: list[Seg]) -> list[Seg]:
         if k == "gemm":
             out.append(("compute", c, 0.0, 0.0, 0.0))      # data gradient
             out.append(("wgrad", c, 0.0, 0.0, 0.0))        # weight gradient
-        elif k == "core":    # ("core", forward s, backward s, 0, 0): attention core, TP-overlap SM margin
+        elif k in ("core", "cast"):    # (kind, forward s, backward s, 0, 0): attention core, FP8 casts, TP-overlap SM margin
             out.append(("compute", a, 0.0, 0.0, 0.0))
         elif k == "elem":
             out.append(("compute", ELEM_BWD * c, 0.0, 0.0, 0.0))

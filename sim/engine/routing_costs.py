@@ -16,6 +16,10 @@ from sim.moe import metrics as moe_metrics
 from sim.moe.load import sample_tokens_per_expert
 from sim.moe.placement import place_experts
 
+# FP8 GEMM operands: one byte per element plus one FP32 scale per 1x128 (or 128x1) tile of activations
+# (DeepSeek-V3, arXiv 2412.19437 sec. 3.3.2 "fine-grained quantization").
+FP8_Q = 1.0 + 4.0 / 128
+
 
 @dataclass(frozen=True)
 class RoutingCosts:
@@ -24,6 +28,8 @@ class RoutingCosts:
     expert_gemm_s: np.ndarray       # (L, S) hottest rank's grouped-GEMM forward time
     expert_elem_s: np.ndarray       # (L, S) the same rank's activation function and permutes
     expert_flops_mean: np.ndarray   # (L, S) mean routed-expert FLOPs per rank (forward)
+    expert_cast_fwd_s: np.ndarray   # (L, S) the same rank's FP8 quantization kernels, forward (0 unless FP8)
+    expert_cast_bwd_s: np.ndarray   # (L, S) and backward
     a2a_intra: np.ndarray           # (L, S) hottest rank's intra-node bytes of one all-to-all (bf16 payload)
     a2a_inter: np.ndarray           # (L, S) hottest rank's inter-node bytes of one all-to-all (bf16 payload)
     a2a_peers_intra: int
@@ -89,9 +95,19 @@ def routing_costs(
     # activation function and permute/unpermute on the routed tokens (memory-bound)
     rank_tokens = tpe @ share                                           # (L, S, ep)
     t_elem_rank = cm.memory_time(act_bytes * rank_tokens * (3 * f / etp + 4 * h))
-    hot = np.argmax(t_gemm_rank + t_elem_rank, axis=-1)[..., None]      # (L, S, 1) the straggler rank
+    # FP8 operands of the expert GEMMs (ProgramBuilder.cast): fc1's input arrives quantised by the
+    # dispatch; forward quantises fc2's input, backward re-tiles both inputs and quantises both output grads
+    if cm.precision == "fp8":
+        f_loc, fc1_out = f / etp, (n_mat - 1) * f / etp
+        cast_f = cm.memory_time(rank_tokens * f_loc * (act_bytes + FP8_Q))
+        cast_b = cm.memory_time(rank_tokens * ((h + f_loc) * 2 * FP8_Q + (fc1_out + h) * (act_bytes + 2 * FP8_Q)))
+    else:
+        cast_f = cast_b = np.zeros_like(t_elem_rank)
+    hot = np.argmax(t_gemm_rank + t_elem_rank + cast_f, axis=-1)[..., None]   # (L, S, 1) the straggler rank
     expert_gemm = np.take_along_axis(t_gemm_rank, hot, -1)[..., 0]
     expert_elem = np.take_along_axis(t_elem_rank, hot, -1)[..., 0]
+    expert_cast_f = np.take_along_axis(cast_f, hot, -1)[..., 0]
+    expert_cast_b = np.take_along_axis(cast_b, hot, -1)[..., 0]
     expert_flops_mean = flops_rank.mean(axis=-1)
     # --- all-to-all traffic: every source rank sends tokens/ep of the round; split (E,) over sources
     dpn = comm.dpn
@@ -139,7 +155,7 @@ def routing_costs(
     dropped = sample.dropped.astype(float)
     return RoutingCosts(
         expert_gemm_s=expert_gemm, expert_elem_s=expert_elem, expert_flops_mean=expert_flops_mean,
-        a2a_intra=a2a_intra, a2a_inter=a2a_inter,
+        expert_cast_fwd_s=expert_cast_f, expert_cast_bwd_s=expert_cast_b, a2a_intra=a2a_intra, a2a_inter=a2a_inter,
         a2a_peers_intra=local - 1, a2a_peers_inter=ep - local,
         a2a_latency_s=comm.all_to_all(0.0, 0.0, local - 1, ep - local).latency_s,
         imbalance_score=float(np.mean(is_)), max_over_mean=float(np.mean(mom)),

@@ -11,6 +11,7 @@ import pytest
 
 from sim.cluster.compute import ComputeModel
 from sim.config import load_model
+from sim.config.model import ModelConfig
 from sim.config.parallel import DEFAULT_SELECTIVE, ParallelConfig
 from sim.config.workload import Workload
 from sim.engine.program import COMPUTE_PIECES, ProgramBuilder
@@ -332,3 +333,17 @@ def test_fp8_moe_casts_on_the_hot_expert_rank():
     assert (rc.expert_cast_bwd_s / rc.expert_cast_fwd_s) == pytest.approx(ratio, rel=1e-12)
     tokens = rc.expert_cast_fwd_s * inp.cm.mem_bw / (f * (2 + q))      # routed tokens on the hot rank
     assert tokens.min() >= 2048 * 2 / 8 * 0.999                          # at least the balanced share
+
+
+def test_moe_activation_per_routed_token_by_hand():
+    """Each routed token copy keeps its dispatched input (h) and the fc1 output and activation output
+    (f each, GELU); the expert output is not kept (Megatron-Core applies the routing probabilities
+    inside the activation, so the combine saves nothing)."""
+    h, f = 2048, 1024
+    par = ParallelConfig(devices=8, tp=1, pp=1, ep=8, global_batch_size=8, micro_batch_size=1, recompute="none")
+    w = Workload(seq_len=2048)
+
+    def moe(k):
+        return ModelConfig(**dict(GPT, name=f"moe-k{k}", moe=dict(num_experts=8, top_k=k, expert_ffn_hidden_size=f)))
+    per_copy = layer_activation_bytes(moe(2), par, w, True) - layer_activation_bytes(moe(1), par, w, True)
+    assert per_copy == pytest.approx(2048 * 2 * (h + 2 * f), rel=1e-12)

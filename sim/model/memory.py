@@ -116,7 +116,11 @@ def layer_activation_bytes(
         # routed tokens on this device: each token of the SP shard goes to top_k experts; with expert TP
         # the tokens of the expert-TP group are gathered first
         r = tsp * e.top_k * par.etp * moe_load_factor
-        b += r * h * (lin + ACT_BYTES)                                              # dispatched input, expert output
+        # the dispatched input (fc1's weight gradient). Not the expert output: the routing probabilities
+        # multiply the activation output inside the fused SwiGLU (Megatron-Core moe/experts.py TEGroupedMLP:
+        # weighted_bias_swiglu_impl(intermediate, bias, permuted_probs)), so their gradient reads the saved
+        # activation input and the combine is a plain sum with nothing to save
+        b += r * h * lin
         b += ffn(r, e.expert_ffn_hidden_size, par.etp, "moe_act")
     return b
 

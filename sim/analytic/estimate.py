@@ -152,6 +152,13 @@ def estimate(inp: StepInputs) -> DESResult:
     overlap = inp.spec.parallel.overlap_grad_reduce
     costs = {}                                                     # (stage, chunk, phase) -> _Cost
     grads = [0.0] * pp                                             # per stage: its gradient-reduction time
+    reduce_s: dict = {}                                            # (dense, expert) elements -> seconds
+
+    def reduce_time(g: tuple[float, float]) -> float:
+        if g not in reduce_s:
+            reduce_s[g] = inp.comm.time(inp.grad_reduce(*g))
+        return reduce_s[g]
+
     for s in range(pp):
         stage_grads = []                                           # (dense, expert) elements per block
         for c in range(chunks):
@@ -160,7 +167,7 @@ def estimate(inp: StepInputs) -> DESResult:
                 costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights)
             chunk_grads = [grad_of[k] for k in pr.layout[ms][mc][0]]
             if overlap:                                            # one reduction per layer as it completes
-                grads[s] += sum(inp.comm.time(inp.grad_reduce(*g)) for g in chunk_grads)
+                grads[s] += sum(reduce_time(g) for g in chunk_grads)
             stage_grads += chunk_grads
         if not overlap:                                            # one reduction after the whole backward
             grads[s] = inp.comm.time(inp.grad_reduce(sum(g[0] for g in stage_grads),

@@ -35,7 +35,7 @@ from sim.config.model import ModelConfig
 from sim.config.parallel import ParallelConfig
 from sim.config.routing import RoutingConfig
 from sim.config.workload import Workload
-from sim.engine.routing_costs import FP8_Q, RoutingCosts, routing_costs
+from sim.engine.routing_costs import RoutingCosts, fp8_cast_bytes, routing_costs
 from sim.model.flops import attention_core_flops, attention_proj_flops
 from sim.model.gemm_shapes import ffn_gemm_shapes, layer_gemm_shapes
 from sim.model.params import attention_params, ffn_params
@@ -187,24 +187,12 @@ class ProgramBuilder:
     def cast(self, inputs: list[tuple[float, float]], outputs: list[tuple[float, float]],
              prequantized: list[tuple[float, float]] = ()) -> list[Seg]:
         """FP8 quantization of GEMM operands (FP8 workloads only): memory-bound kernels beside the GEMMs,
-        given (rows, columns) of each distinct GEMM input and each GEMM output.
-
-        Forward: each input is read in BF16 and written in FP8 with 1x128 tile scales (``prequantized``
-        inputs arrive in FP8 already: tokens quantised before an FP8 dispatch). Backward: each saved FP8
-        input is read, transposed and re-quantised to 128x1 tiles for the weight gradient, and each output
-        gradient is read in BF16 and written in both tilings (data and weight gradient). DeepSeek-V3 (arXiv
-        2412.19437) sec. 3.3.2-3.3.3: activations cached in FP8, 1x128 tiles forward, 128x1 backward; sec.
-        3.5.2: quantization reads the BF16 activations from HBM and writes FP8 back, a transposed operand
-        is read, dequantised, transposed, re-quantised and stored back. Weights are cast once per step
-        (Megatron's is_first_microbatch / a cached FP8 copy), which this leaves out.
-        """
+        given (rows, columns) of each distinct GEMM input, of inputs already in FP8, and of each GEMM
+        output; the bytes are ``routing_costs.fp8_cast_bytes``."""
         if not self.fp8:
             return []
-        x = sum(r * c for r, c in inputs)
-        xq = sum(r * c for r, c in prequantized)
-        y = sum(r * c for r, c in outputs)
-        fwd = x * (ACT + FP8_Q)
-        bwd = (x + xq) * 2 * FP8_Q + y * (ACT + 2 * FP8_Q)
+        fwd, bwd = fp8_cast_bytes(sum(r * c for r, c in inputs), sum(r * c for r, c in prequantized),
+                                  sum(r * c for r, c in outputs), ACT)
         return [("cast", self.mem(fwd), self.mem(bwd), 0.0, 0.0)]
 
     @cached_property
@@ -388,7 +376,8 @@ class ProgramBuilder:
         combine = ("ep_a2a", 0.0, rc.a2a_intra[li, s], rc.a2a_inter[li, s], lat)
         # FP8: the tokens are quantised once before the dispatch (DeepSeek-V3 sec. 3.3.3), the experts'
         # other operands beside their GEMMs (RoutingCosts.expert_cast_*)
-        quant = [("cast", self.mem(self.tsp * self.m.hidden_size * (ACT + FP8_Q)), 0.0, 0.0, 0.0)] if self.fp8 else []
+        quant = [("cast", self.mem(fp8_cast_bytes(self.tsp * self.m.hidden_size, 0.0, 0.0, ACT)[0]), 0.0, 0.0, 0.0)] \
+            if self.fp8 else []
         expert_cast = [("cast", float(rc.expert_cast_fwd_s[li, s]), float(rc.expert_cast_bwd_s[li, s]), 0.0, 0.0)] if self.fp8 else []
         segs = pieces + [*quant, dispatch, *expert_cast, _piece("gemm", rc.expert_gemm_s[li, s]),
                          _piece("elem", rc.expert_elem_s[li, s]), combine]

@@ -21,6 +21,22 @@ from sim.moe.placement import place_experts
 FP8_Q = 1.0 + 4.0 / 128
 
 
+def fp8_cast_bytes(inputs, prequantized, outputs, act_bytes: float = 2.0):
+    """(forward, backward) HBM bytes of the FP8 quantization kernels beside GEMMs, given the element
+    counts of their distinct inputs, of inputs that arrive in FP8 already (tokens quantised before an
+    FP8 dispatch), and of their outputs.
+
+    Forward: each input is read in BF16 and written in FP8 with 1x128 tile scales. Backward: each saved
+    FP8 input is read, transposed and re-quantised to 128x1 tiles for the weight gradient, and each output
+    gradient is read in BF16 and written in both tilings (data and weight gradient). DeepSeek-V3 (arXiv
+    2412.19437) sec. 3.3.2-3.3.3: activations cached in FP8, 1x128 tiles forward, 128x1 backward; sec.
+    3.5.2: quantization reads the BF16 activations from HBM and writes FP8 back, a transposed operand is
+    read, dequantised, transposed, re-quantised and stored back. Weights are cast once per step
+    (Megatron's is_first_microbatch / a cached FP8 copy), which this leaves out.
+    """
+    return inputs * (act_bytes + FP8_Q), (inputs + prequantized) * 2 * FP8_Q + outputs * (act_bytes + 2 * FP8_Q)
+
+
 @dataclass(frozen=True)
 class RoutingCosts:
     """Per (moe_layer, sample) arrays; times in seconds, bytes per device already /efficiency."""
@@ -99,8 +115,8 @@ def routing_costs(
     # dispatch; forward quantises fc2's input, backward re-tiles both inputs and quantises both output grads
     if cm.precision == "fp8":
         f_loc, fc1_out = f / etp, (n_mat - 1) * f / etp
-        cast_f = cm.memory_time(rank_tokens * f_loc * (act_bytes + FP8_Q))
-        cast_b = cm.memory_time(rank_tokens * ((h + f_loc) * 2 * FP8_Q + (fc1_out + h) * (act_bytes + 2 * FP8_Q)))
+        fwd, bwd = fp8_cast_bytes(rank_tokens * f_loc, rank_tokens * h, rank_tokens * (fc1_out + h), act_bytes)
+        cast_f, cast_b = cm.memory_time(fwd), cm.memory_time(bwd)
     else:
         cast_f = cast_b = np.zeros_like(t_elem_rank)
     hot = np.argmax(t_gemm_rank + t_elem_rank + cast_f, axis=-1)[..., None]   # (L, S, 1) the straggler rank

@@ -57,6 +57,19 @@ def read_shapes(path: str) -> list[dict]:
     return rows
 
 
+def cuda_torch(prog: str):
+    """The torch module when a CUDA device is visible; else None after one line on stderr."""
+    try:
+        import torch
+    except ImportError:
+        print(f"{prog}: PyTorch is not installed here; run this on the GPU machine", file=sys.stderr)
+        return None
+    if not torch.cuda.is_available():
+        print(f"{prog}: no CUDA device visible", file=sys.stderr)
+        return None
+    return torch
+
+
 def peak_for(name: str, precision: str) -> float | None:
     for key, peaks in PEAK_TFLOPS.items():
         if key in name:
@@ -176,13 +189,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tail-s", type=float, default=5.0)
     ap.add_argument("--max-shapes", type=int, default=0, help="0: all")
     args = ap.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print("gemm_sweep: PyTorch is not installed here; run this on the GPU machine", file=sys.stderr)
-        return 2
-    if not torch.cuda.is_available():
-        print("gemm_sweep: no CUDA device visible", file=sys.stderr)
+    torch = cuda_torch("gemm_sweep")
+    if torch is None:
         return 2
     dev = "cuda"
     name = torch.cuda.get_device_name(0)

@@ -47,7 +47,7 @@ import time
 import traceback
 
 # the sibling script: its folder is on sys.path when this one runs
-from gemm_sweep import Nvml, peak_for, time_batches
+from gemm_sweep import Nvml, cuda_torch, peak_for, time_batches
 
 HBM_GBPS = {"H100": 3350.0, "H800": 3350.0, "H200": 4800.0, "A100": 2039.0}       # NVIDIA datasheets (SXM)
 EXTRA_GROUPED = [   # finer-grained expert layouts than the validation entries (many local experts, few tokens each)
@@ -427,13 +427,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="a few points per section (a smoke test)")
     args = ap.parse_args(argv)
     args.hardware = {h.strip() for h in args.hardware.split(",") if h.strip()}
-    try:
-        import torch
-    except ImportError:
-        print("kernel_sweep: PyTorch is not installed here; run this on the GPU machine", file=sys.stderr)
-        return 2
-    if not torch.cuda.is_available():
-        print("kernel_sweep: no CUDA device visible", file=sys.stderr)
+    torch = cuda_torch("kernel_sweep")
+    if torch is None:
         return 2
     os.makedirs(args.out_dir, exist_ok=True)
     name = torch.cuda.get_device_name(0)

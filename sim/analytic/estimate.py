@@ -170,8 +170,7 @@ def estimate(inp: StepInputs) -> DESResult:
                 grads[s] += sum(reduce_time(g) for g in chunk_grads)
             stage_grads += chunk_grads
         if not overlap:                                            # one reduction after the whole backward
-            grads[s] = inp.comm.time(inp.grad_reduce(sum(g[0] for g in stage_grads),
-                                                     sum(g[1] for g in stage_grads)))
+            grads[s] = reduce_time((sum(g[0] for g in stage_grads), sum(g[1] for g in stage_grads)))
     pair_cache: dict = {}
 
     def pair(s: int, ta: tuple, tb: tuple) -> float:

@@ -137,6 +137,15 @@ def _dualpipe_slots(pp: int, m: int) -> tuple:
     return tuple(tuple(dualpipe(pp, m, r)) for r in range(pp))
 
 
+def _shared_nic(par, grads: list[float], per_mb: float) -> float:
+    """Stretch of a pipeline send that shares the NIC with ZeRO-2's per-micro-batch gradient
+    reductions. Those run one at a time on the DP stream, so a send that meets one gets half the
+    link: on average 1 + u longer, u = one micro-batch's reduction time over its compute time."""
+    if not par.shard_gradients or per_mb <= 0:
+        return 1.0
+    return 1.0 + min(1.0, max(grads) / per_mb)
+
+
 def estimate(inp: StepInputs) -> DESResult:
     par = inp.spec.parallel
     pp, vpp, m = par.pp, par.vpp, par.num_microbatches
@@ -211,7 +220,8 @@ def estimate(inp: StepInputs) -> DESResult:
             exposed_mb.append(ex)
         mean = lambda ph, c: sum(costs[s, c, ph].time for s in range(pp)) / pp   # noqa: E731
         fb = sum(pair(s, ("F", 0), ("B", 1)) for s in range(pp)) / pp
-        bubble = max(0.0, (pp // 2 - 1) * (fb + mean("b", 0) - 3 * mean("W", 0))) + 2 * (pp - 1) * p2p
+        p2p_eff = p2p * _shared_nic(par, grads, max(busy) / m)
+        bubble = max(0.0, (pp // 2 - 1) * (fb + mean("b", 0) - 3 * mean("W", 0))) + 2 * (pp - 1) * p2p_eff
         span = max(busy) + bubble
     else:
         # with 1F1B a2a overlap each stage walks its own slot order: a forward beside the next backward
@@ -239,9 +249,10 @@ def estimate(inp: StepInputs) -> DESResult:
                         ph_time["overlapped"] += pair(s, *slot)
             per.append(sum(ph_time.values()) / m)   # one micro-batch through all of the stage's chunks, F + B
         slowest = max(per)
-        fill = sum(per) / vpp - slowest / vpp + 2 * (pp - 1) * p2p
+        fill = sum(per) / vpp - slowest / vpp + 2 * (pp - 1) * p2p * _shared_nic(par, grads, slowest)
         span = m * slowest + fill
         busy = [m * t for t in per]
+    every_mb = par.shard_gradients
     for s in range(pp):
         lg = logs[s]
         lg.busy_s = busy[s]
@@ -250,6 +261,21 @@ def estimate(inp: StepInputs) -> DESResult:
         last_bwd = costs[s, 0, "B"].time
         hidden = last_bwd / 2 if overlap else 0.0
         dp = max(0.0, grads[s] - hidden) + ag                       # reduction hidden behind the last backward
+        if every_mb:
+            # ZeRO-2: every micro-batch reduces its gradients, one collective after another on the DP
+            # stream; the first follows the stage's first backward: its warm-up forwards, then (1F1B)
+            # the gradient's way back from the last stage (the interleaved warm-up already spans it)
+            f_task = sum(costs[s, c, "F"].time for c in range(chunks)) / chunks
+            b_task = sum(costs[s, c, "B"].time for c in range(chunks)) / chunks
+            # (the first forward waits for the parameter all-gather; the first reduction starts once
+            # the chunk's last layer is through its backward, about half-way through the task)
+            if name == "interleaved":
+                first_b = (s + min(m * vpp, (pp - s - 1) * 2 + (vpp - 1) * pp) + 1) * f_task + b_task / 2
+            else:
+                first_b = (s + min(m, pp - s - 1) + 1) * f_task + (pp - s - 0.5) * b_task
+            sends = 2 * chunks * p2p if inp.p2p.inter_bytes else 0.0   # the stage's own sends share the NIC
+            nic_end = ag + first_b + m * (grads[s] + sends)
+            dp = max(dp, nic_end - span)
         lg.exposed["dp"] += dp
         lg.exposed["pp_p2p"] += 2 * (pp - 1) * p2p / pp if pp > 1 else 0.0
         lg.last_task_end = span

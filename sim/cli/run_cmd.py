@@ -39,6 +39,8 @@ def add_parser(sub):
     p.add_argument("--attention-kernel", choices=["flash", "unfused"], help="attention core implementation")
     p.add_argument("--no-overlap-grad-reduce", action="store_true", default=None,
                    help="reduce gradients after the whole backward (2021 Megatron-LM)")
+    p.add_argument("--shard-gradients", action="store_true", default=None,
+                   help="ZeRO-2 / FSDP gradient sharding: reduce-scatter every micro-batch's gradients (needs the distributed optimizer)")
     p.add_argument("--account-for-embedding-and-loss", action="store_true", default=None,
                    help="embedding and loss (+ MTP) take a layer position each in the pipeline split")
     p.add_argument("--schedule", choices=["1f1b", "interleaved", "dualpipe"])
@@ -79,6 +81,8 @@ def spec_from_args(args) -> dict:
         par["recompute_modules"] = [w.strip() for w in args.recompute_modules.split(",") if w.strip()]
     if args.no_overlap_grad_reduce:
         par["overlap_grad_reduce"] = False
+    if args.shard_gradients:
+        par["shard_gradients"] = True
     if args.account_for_embedding_and_loss:
         par["account_for_embedding_in_pipeline_split"] = True
         par["account_for_loss_in_pipeline_split"] = True

@@ -78,6 +78,14 @@ class ParallelConfig(StrictModel):
         "finishes (Megatron-Core --overlap-grad-reduce); false: one reduction after the whole backward "
         "(2021 Megatron-LM local DDP) (unit: none)",
     )
+    shard_gradients: bool = Field(
+        False,
+        description="Shard the gradients over the data-parallel ranks as well (ZeRO-2; FSDP that shards "
+        "optimizer states and gradients): every micro-batch's backward reduce-scatters each layer's "
+        "gradients as soon as they are complete and accumulates them into the local fp32 shard, instead "
+        "of accumulating full gradients locally and reducing once per step; needs distributed_optimizer "
+        "and overlap_grad_reduce (unit: none)",
+    )
     schedule: Literal["1f1b", "interleaved", "dualpipe"] | None = Field(
         None,
         description="Pipeline schedule; null picks interleaved when vpp > 1 else 1f1b (unit: none)",
@@ -162,6 +170,9 @@ class ParallelConfig(StrictModel):
             )
         if self.recompute_modules is not None and self.recompute != "selective":
             raise ValueError(f"recompute_modules needs recompute 'selective' (got {self.recompute!r})")
+        if self.shard_gradients and not (self.distributed_optimizer and self.overlap_grad_reduce):
+            raise ValueError("shard_gradients needs distributed_optimizer and overlap_grad_reduce (ZeRO-2 "
+                             "reduce-scatters each layer's gradients into the optimizer's shard as they complete)")
         if self.vpp > 1 and self.pp == 1:
             raise ValueError("vpp > 1 needs pp > 1")
         if self.schedule == "interleaved" and self.vpp == 1:

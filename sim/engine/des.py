@@ -6,7 +6,9 @@ task, or two side by side (a forward beside another micro-batch's backward). Eac
 communication bytes through the stage's shared scale-up link and NIC. While two tasks overlap,
 GPU communication kernels take the profile's ``comm_sm_fraction`` of the compute units, so a
 compute segment that starts while an in-layer collective (TP, CP, EP all-to-all) of the other task
-is in flight runs that much slower (pipeline sends and DP collectives use a channel or two: ignored). Data-parallel replicas are symmetric and represented by one; the
+is in flight runs that much slower (pipeline sends and DP collectives use a channel or two: ignored).
+Data-parallel collectives (gradient reductions, parameter all-gathers) share one communicator and
+stream, so they run one after another, in issue order, beside whatever else crosses the links. Data-parallel replicas are symmetric and represented by one; the
 EP ranks of a stage enter as the hottest rank's costs, prepared with numpy (engine.routing_costs).
 
 Every instant of a stage's step is attributed to one state (``PHASES``): idle (the pipeline
@@ -60,6 +62,7 @@ class _Stage:
         self.compute = simpy.Resource(env, capacity=1)
         self.intra = SharedLink(env, inp.comm.intra_bw, f"intra{idx}")
         self.nic = SharedLink(env, inp.comm.nic_bw, f"nic{idx}")
+        self.dp_stream = simpy.Resource(env, capacity=1)   # data-parallel collectives run one at a time
         self.log = StageLog()
         self.running: list[str] = []          # phases of the tasks running now
         self.since = 0.0
@@ -117,6 +120,7 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     param_ready = {}
     grad_events = defaultdict(list)
     overlap_grads = inp.spec.parallel.overlap_grad_reduce
+    every_mb = inp.spec.parallel.shard_gradients   # ZeRO-2: each micro-batch reduce-scatters its gradients
     held = defaultdict(lambda: [0.0, 0.0])     # stage -> gradient elements (dense, expert) not yet reduced
 
     def ev(key):
@@ -145,13 +149,17 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
 
     def grad_reduce(st: _Stage, dense, expert):
         c = inp.grad_reduce(dense, expert)
-        start = env.now
-        yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
+        with st.dp_stream.request() as req:
+            yield req
+            start = env.now
+            yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
         st.record("grad_reduce", "dp", start, "dp")
 
     def param_gather(st: _Stage, c, key):
-        start = env.now
-        yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
+        with st.dp_stream.request() as req:
+            yield req
+            start = env.now
+            yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
         st.record("param_gather", "dp", start, "dp")
         param_ready[key].succeed()
 
@@ -186,7 +194,7 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
                     st.log.compute_s += t * scale
                     st.record(f"{ph}{mb}.c{c}", "compute", t0, "compute")
             elif kind == "grad":
-                if mb == last_mb and overlap_grads:
+                if every_mb or (mb == last_mb and overlap_grads):
                     grad_events[s].append(env.process(grad_reduce(st, a, b)))
                 elif mb == last_mb:          # reduced in one go after the stage's whole backward
                     held[s][0] += a

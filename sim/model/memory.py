@@ -2,7 +2,8 @@
 
 Byte conventions follow Megatron-LM's distributed-optimizer notes (docs/source/api-guide/dist_optimizer.md):
 bf16 weights (2 B), fp32 gradient buffers (4 B), fp32 master weights + Adam m and v (12 B), the last
-sharded over data-parallel ranks when the distributed optimizer (ZeRO-1) is on.
+sharded over data-parallel ranks when the distributed optimizer (ZeRO-1) is on, and the gradients too
+with shard_gradients (ZeRO-2).
 Activation bytes generalise Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
 Transformer Models", sec. 4) to flash attention (no s^2 score matrix kept), GQA, MLA, SwiGLU and MoE.
 """
@@ -171,7 +172,14 @@ def stage_memory(
         inflight /= 2
     sp = stage_params(model, par, chunks)
     weights = WEIGHT_BYTES * (sp.dense + sp.expert)
-    grads = GRAD_BYTES * (sp.dense + sp.expert)
+    if par.shard_gradients:
+        # ZeRO-2: the fp32 gradient lives as the optimizer's shard; a layer's full gradient exists only
+        # until its reduce-scatter (one layer's worth counted: the one being reduced)
+        layer = max((sum(vars(stage_params(model, par, [ch])).values()) / max(1, len(ch.layers))
+                     for ch in chunks), default=0.0)
+        grads = GRAD_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp + layer)
+    else:
+        grads = GRAD_BYTES * (sp.dense + sp.expert)
     if par.distributed_optimizer:
         optim = OPTIM_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp)
     else:

@@ -257,10 +257,15 @@ def estimate(inp: StepInputs) -> DESResult:
         lg = logs[s]
         lg.busy_s = busy[s]
         lg.exposed = defaultdict(float, exposed_mb[s])
-        ag = sum(inp.comm.time(c) for c in inp.param_gather[s])
+        ags = [inp.comm.time(c) for c in inp.param_gather[s]]
+        ag = sum(ags)
+        # the all-gathers run one after another on the DP stream; chunk c waits for its own, which
+        # its forward needs after the c x pp chunk forwards before it (the interleaved order)
+        f_mean = sum(costs[s, c, "F"].time for c in range(chunks)) / chunks
+        ag_exposed = max((sum(ags[:c + 1]) - c * pp * f_mean for c in range(len(ags))), default=0.0)
         last_bwd = costs[s, 0, "B"].time
         hidden = last_bwd / 2 if overlap else 0.0
-        dp = max(0.0, grads[s] - hidden) + ag                       # reduction hidden behind the last backward
+        dp = max(0.0, grads[s] - hidden) + max(0.0, ag_exposed)    # reduction hidden behind the last backward
         if every_mb:
             # ZeRO-2: every micro-batch reduces its gradients, one collective after another on the DP
             # stream; the first follows the stage's first backward: its warm-up forwards, then (1F1B)

@@ -270,14 +270,13 @@ def estimate(inp: StepInputs) -> DESResult:
             # ZeRO-2: every micro-batch reduces its gradients, one collective after another on the DP
             # stream; the first follows the stage's first backward: its warm-up forwards, then (1F1B)
             # the gradient's way back from the last stage (the interleaved warm-up already spans it)
-            f_task = sum(costs[s, c, "F"].time for c in range(chunks)) / chunks
             b_task = sum(costs[s, c, "B"].time for c in range(chunks)) / chunks
             # (the first forward waits for the parameter all-gather; the first reduction starts once
             # the chunk's last layer is through its backward, about half-way through the task)
             if name == "interleaved":
-                first_b = (s + min(m * vpp, (pp - s - 1) * 2 + (vpp - 1) * pp) + 1) * f_task + b_task / 2
+                first_b = (s + min(m * vpp, (pp - s - 1) * 2 + (vpp - 1) * pp) + 1) * f_mean + b_task / 2
             else:
-                first_b = (s + min(m, pp - s - 1) + 1) * f_task + (pp - s - 0.5) * b_task
+                first_b = (s + min(m, pp - s - 1) + 1) * f_mean + (pp - s - 0.5) * b_task
             sends = 2 * chunks * p2p if inp.p2p.inter_bytes else 0.0   # the stage's own sends share the NIC
             nic_end = ag + first_b + m * (grads[s] + sends)
             dp = max(dp, nic_end - span)

@@ -175,8 +175,8 @@ def stage_memory(
     if par.shard_gradients:
         # ZeRO-2: the fp32 gradient lives as the optimizer's shard; a layer's full gradient exists only
         # until its reduce-scatter (one layer's worth counted: the one being reduced)
-        layer = max((sum(vars(stage_params(model, par, [ch])).values()) / max(1, len(ch.layers))
-                     for ch in chunks), default=0.0)
+        per_chunk = ((stage_params(model, par, [ch]), max(1, len(ch.layers))) for ch in chunks)
+        layer = max(((p.dense + p.expert) / n for p, n in per_chunk), default=0.0)
         grads = GRAD_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp + layer)
     else:
         grads = GRAD_BYTES * (sp.dense + sp.expert)

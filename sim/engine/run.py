@@ -18,14 +18,19 @@ def power_clock_scale(inp: StepInputs) -> float:
     programs) over its busy time (the closed-form estimate: compute and exposed communication, bubbles
     excluded); the most loaded rank sets the clock for all (ASSUMPTION: one clock per run; a lightly
     loaded stage off the critical path would run faster, which changes little)."""
+    return _power_clock(inp)[0]
+
+
+def _power_clock(inp: StepInputs):
+    """(clock scale, the closed-form estimate it was worked out from, or None without a power model)."""
     dev = inp.spec.hardware.device
     if dev.power is None or dev.power_w is None:
-        return 1.0
+        return 1.0, None
     from sim.analytic.estimate import estimate
     res = estimate(inp)
     scales = [clock_scale(dev.power, dev.power_w, g, a, st.busy_s)
               for (g, a), st in zip(device_tensor_time(inp), res.stages, strict=True)]
-    return float(min(scales)) if scales else 1.0
+    return (float(min(scales)) if scales else 1.0), res
 
 
 def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None,
@@ -55,12 +60,13 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
             return rep
     # the clock the power cap allows changes GEMM and attention times, not routing or memory: worked out
     # only for a layout that is simulated, then the programs are rebuilt at that clock
-    rep.clock_scale = power_clock_scale(inp)
+    rep.clock_scale, est = _power_clock(inp)
     if rep.clock_scale < 1.0:
         inp = build_step(spec, clock_scale=rep.clock_scale, **kw)
+        est = None                   # worked out at the full clock: not this step's estimate
     if executor == "analytic":
         from sim.analytic.estimate import estimate
-        res = estimate(inp)
+        res = est if est is not None else estimate(inp)
     else:
         res = simulate_des(inp, trace=trace_path is not None)
         if trace_path:

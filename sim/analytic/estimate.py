@@ -39,10 +39,15 @@ def _comm_time(inp: StepInputs, c: float, a: float, b: float, lat: float) -> flo
     return c + lat + max(a / inp.comm.intra_bw, b / inp.comm.nic_bw)
 
 
-def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict]:
-    t = comp = 0.0
+def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict, float]:
+    """(time, compute, exposed communication by kind, ZeRO-3 gather seconds) of a segment list; the
+    gathers are prefetched on their own stream, so they are returned apart (``_mean_cost``)."""
+    t = comp = gather = 0.0
     exposed: dict = {}
     for kind, c, a, b, lat in segs:
+        if kind == "fsdp_ag":
+            gather += _comm_time(inp, c, a, b, lat)
+            continue
         if kind in skip or kind == "grad":
             continue
         if kind in ("compute", "wgrad"):
@@ -52,7 +57,7 @@ def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict]:
             d = _comm_time(inp, c, a, b, lat)
             t += d
             exposed[kind] = exposed.get(kind, 0.0) + d
-    return t, comp, exposed
+    return t, comp, exposed, gather
 
 
 def _block_costs(inp: StepInputs) -> dict:
@@ -63,22 +68,39 @@ def _block_costs(inp: StepInputs) -> dict:
         out[key, "F"] = _task(inp, blk.fwd)
         out[key, "B"] = _task(inp, blk.bwd)
         out[key, "b"] = _task(inp, blk.bwd, skip=("wgrad",))
-        out[key, "W"] = _task(inp, blk.bwd, skip=wgrad_only)
+        t, comp, ex, _ = _task(inp, blk.bwd, skip=wgrad_only)
+        out[key, "W"] = (t, comp, ex, 0.0)      # the weight gradients reuse the b task's gathered weights
     return out
 
 
-def _mean_cost(bc: dict, layout, ph: str, weights) -> _Cost:
+def _mean_cost(bc: dict, layout, ph: str, weights, gather_stretch: float = 1.0) -> _Cost:
+    """A task's cost from its blocks in order. ZeRO-3: the blocks' weight all-gathers run one after
+    another from the task's start, and a block starts no earlier than its own gather ends; each
+    gather is ``gather_stretch`` times its uncontended time (it shares the link with the
+    reduce-scatters)."""
     out = _Cost()
     for j, w in enumerate(weights):
         if w == 0:
             continue
+        end = issued = 0.0
         for key in layout[j]:
-            t, comp, ex = bc[key, ph]
-            out.time += w * t
+            t, comp, ex, g = bc[key, ph]
+            if g:
+                issued += g * gather_stretch
+                if issued > end:
+                    out.exposed["dp"] = out.exposed.get("dp", 0.0) + w * (issued - end)
+                    end = issued
+            end += t
             out.compute += w * comp
             for k, v in ex.items():
                 out.exposed[k] = out.exposed.get(k, 0.0) + w * v
+        out.time += w * end
     return out
+
+
+def _gather_time(bc: dict, layout, ph: str) -> float:
+    """ZeRO-3 all-gather seconds of one task (routing sample 0: the weights do not depend on routing)."""
+    return sum(bc[key, ph][3] for key in layout[0])
 
 
 def _pair(a: _Cost, b: _Cost, slow: float) -> float:
@@ -95,7 +117,7 @@ def _interleave(inp: StepInputs, a_segs, b_segs, slow: float) -> float:
     transfer in flight), communication segments run on the task's own chain."""
     def steps(segs):
         return [(True, c) if kind in ("compute", "wgrad") else (False, _comm_time(inp, c, a, b, lat))
-                for kind, c, a, b, lat in segs if kind != "grad"]
+                for kind, c, a, b, lat in segs if kind not in ("grad", "fsdp_ag")]   # gathers: prefetched
 
     chains = (steps(a_segs), steps(b_segs))
     ready = [0.0, 0.0]               # when each chain is ready for its next segment
@@ -161,6 +183,7 @@ def estimate(inp: StepInputs) -> DESResult:
     overlap = inp.spec.parallel.overlap_grad_reduce
     costs = {}                                                     # (stage, chunk, phase) -> _Cost
     grads = [0.0] * pp                                             # per stage: its gradient-reduction time
+    layer_ag = [0.0] * pp                                          # per stage: ZeRO-3 gathers of one micro-batch
     reduce_s: dict = {}                                            # (dense, expert) elements -> seconds
 
     def reduce_time(g: tuple[float, float]) -> float:
@@ -174,12 +197,26 @@ def estimate(inp: StepInputs) -> DESResult:
             ms, mc = model_stage(name, pp, s, c)
             for ph in ("F", "B", "b", "W"):
                 costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights)
+            layer_ag[s] += _gather_time(bc, pr.layout[ms][mc], "F") + _gather_time(bc, pr.layout[ms][mc], "B")
             chunk_grads = [grad_of[k] for k in pr.layout[ms][mc][0]]
             if overlap:                                            # one reduction per layer as it completes
                 grads[s] += sum(reduce_time(g) for g in chunk_grads)
             stage_grads += chunk_grads
         if not overlap:                                            # one reduction after the whole backward
             grads[s] = reduce_time((sum(g[0] for g in stage_grads), sum(g[1] for g in stage_grads)))
+        if par.shard_parameters and layer_ag[s]:
+            # ZeRO-3: the gathers share the link with the micro-batches' reduce-scatters, which run
+            # a fraction u of the time (u: one micro-batch's reductions over its F + B), so a gather
+            # meets one that often and then gets half the link: 1 + u longer on average. Where the
+            # link is the bottleneck (gathers + reductions exceed F + B) the NIC bound below takes
+            # over, so u counts only the reductions that fit beside the gathers
+            per_mb = sum(costs[s, c, "F"].time + costs[s, c, "B"].time for c in range(chunks))
+            u = max(0.0, min(grads[s], per_mb - layer_ag[s])) / per_mb if per_mb > 0 else 0.0
+            stretch = 1.0 + u
+            for c in range(chunks):
+                ms, mc = model_stage(name, pp, s, c)
+                for ph in ("F", "B", "b"):
+                    costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights, stretch)
     pair_cache: dict = {}
 
     def pair(s: int, ta: tuple, tb: tuple) -> float:
@@ -278,7 +315,9 @@ def estimate(inp: StepInputs) -> DESResult:
             else:
                 first_b = (s + min(m, pp - s - 1) + 1) * f_mean + (pp - s - 0.5) * b_task
             sends = 2 * chunks * p2p if inp.p2p.inter_bytes else 0.0   # the stage's own sends share the NIC
-            nic_end = ag + first_b + m * (grads[s] + sends)
+            if par.shard_parameters:       # ZeRO-3's gathers keep the NIC busy from the first forward on
+                first_b = 0.0
+            nic_end = ag + first_b + m * (grads[s] + sends + layer_ag[s])
             dp = max(dp, nic_end - span)
         lg.exposed["dp"] += dp
         lg.exposed["pp_p2p"] += 2 * (pp - 1) * p2p / pp if pp > 1 else 0.0

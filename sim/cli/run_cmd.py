@@ -41,6 +41,11 @@ def add_parser(sub):
                    help="reduce gradients after the whole backward (2021 Megatron-LM)")
     p.add_argument("--shard-gradients", action="store_true", default=None,
                    help="ZeRO-2 / FSDP gradient sharding: reduce-scatter every micro-batch's gradients (needs the distributed optimizer)")
+    p.add_argument("--shard-parameters", action="store_true", default=None,
+                   help="ZeRO-3 / FSDP full sharding: all-gather each layer's weights before its forward and "
+                   "backward every micro-batch (implies --shard-gradients)")
+    p.add_argument("--grad-reduce-in-bf16", action="store_true", default=None,
+                   help="reduce data-parallel gradients in bf16 instead of fp32 (Megatron-LM flag of the same name)")
     p.add_argument("--account-for-embedding-and-loss", action="store_true", default=None,
                    help="embedding and loss (+ MTP) take a layer position each in the pipeline split")
     p.add_argument("--schedule", choices=["1f1b", "interleaved", "dualpipe"])
@@ -81,8 +86,12 @@ def spec_from_args(args) -> dict:
         par["recompute_modules"] = [w.strip() for w in args.recompute_modules.split(",") if w.strip()]
     if args.no_overlap_grad_reduce:
         par["overlap_grad_reduce"] = False
-    if args.shard_gradients:
+    if args.shard_gradients or args.shard_parameters:
         par["shard_gradients"] = True
+    if args.shard_parameters:
+        par["shard_parameters"] = True
+    if args.grad_reduce_in_bf16:
+        par["grad_reduce_in_bf16"] = True
     if args.account_for_embedding_and_loss:
         par["account_for_embedding_in_pipeline_split"] = True
         par["account_for_loss_in_pipeline_split"] = True

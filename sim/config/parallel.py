@@ -86,6 +86,19 @@ class ParallelConfig(StrictModel):
         "of accumulating full gradients locally and reducing once per step; needs distributed_optimizer "
         "and overlap_grad_reduce (unit: none)",
     )
+    shard_parameters: bool = Field(
+        False,
+        description="Shard the bf16 weights over the data-parallel ranks too (ZeRO-3; Megatron-FSDP "
+        "optim_grads_params, PyTorch FSDP FULL_SHARD): every micro-batch all-gathers each layer's weights "
+        "before its forward and again before its backward (a recompute included), prefetched one layer "
+        "ahead on their own stream, and frees them after use; no all-gather after the optimizer step; "
+        "needs shard_gradients (unit: none)",
+    )
+    grad_reduce_in_bf16: bool = Field(
+        False,
+        description="Reduce the data-parallel gradients in bf16 (2 bytes per element) instead of the fp32 "
+        "main-grad buffers (Megatron-LM --grad-reduce-in-bf16) (unit: none)",
+    )
     schedule: Literal["1f1b", "interleaved", "dualpipe"] | None = Field(
         None,
         description="Pipeline schedule; null picks interleaved when vpp > 1 else 1f1b (unit: none)",
@@ -173,6 +186,9 @@ class ParallelConfig(StrictModel):
         if self.shard_gradients and not (self.distributed_optimizer and self.overlap_grad_reduce):
             raise ValueError("shard_gradients needs distributed_optimizer and overlap_grad_reduce (ZeRO-2 "
                              "reduce-scatters each layer's gradients into the optimizer's shard as they complete)")
+        if self.shard_parameters and not self.shard_gradients:
+            raise ValueError("shard_parameters needs shard_gradients (ZeRO-3 shards the weights on top of the "
+                             "gradients and optimizer states; FSDP optim_grads_params)")
         if self.vpp > 1 and self.pp == 1:
             raise ValueError("vpp > 1 needs pp > 1")
         if self.schedule == "interleaved" and self.vpp == 1:

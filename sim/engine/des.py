@@ -8,7 +8,9 @@ GPU communication kernels take the profile's ``comm_sm_fraction`` of the compute
 compute segment that starts while an in-layer collective (TP, CP, EP all-to-all) of the other task
 is in flight runs that much slower (pipeline sends and DP collectives use a channel or two: ignored).
 Data-parallel collectives (gradient reductions, parameter all-gathers) share one communicator and
-stream, so they run one after another, in issue order, beside whatever else crosses the links. Data-parallel replicas are symmetric and represented by one; the
+stream, so they run one after another, in issue order, beside whatever else crosses the links;
+ZeRO-3's per-layer weight all-gathers run on a stream of their own, each task issuing its layers'
+gathers when it starts, and a layer waits for its own. Data-parallel replicas are symmetric and represented by one; the
 EP ranks of a stage enter as the hottest rank's costs, prepared with numpy (engine.routing_costs).
 
 Every instant of a stage's step is attributed to one state (``PHASES``): idle (the pipeline
@@ -63,6 +65,7 @@ class _Stage:
         self.intra = SharedLink(env, inp.comm.intra_bw, f"intra{idx}")
         self.nic = SharedLink(env, inp.comm.nic_bw, f"nic{idx}")
         self.dp_stream = simpy.Resource(env, capacity=1)   # data-parallel collectives run one at a time
+        self.ag_stream = simpy.Resource(env, capacity=1)   # ZeRO-3 weight all-gathers: their own stream
         self.log = StageLog()
         self.running: list[str] = []          # phases of the tasks running now
         self.since = 0.0
@@ -163,6 +166,14 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         st.record("param_gather", "dp", start, "dp")
         param_ready[key].succeed()
 
+    def layer_gather(st: _Stage, c, done):
+        with st.ag_stream.request() as req:
+            yield req
+            start = env.now
+            yield from push(st, c[2], c[3], c[4])
+        st.record("param_gather", "dp", start, "dp")
+        done.succeed()
+
     def run_task(st: _Stage, task, paired: bool):
         ph, c, mb = task
         s = st.idx
@@ -182,6 +193,12 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         start = env.now
         ms, mc = model_stage(name, pp, s, c)
         segs = tables[ph][ms][mc][mb % S]
+        gathers = []                          # ZeRO-3: the task's layer all-gathers, issued now, in order
+        for sg in segs:
+            if sg[0] == "fsdp_ag":
+                gathers.append(env.event())
+                env.process(layer_gather(st, sg, gathers[-1]))
+        gathers.reverse()
         for kind, t, a, b, lat in segs:
             if kind == "compute" or kind == "wgrad":
                 with st.compute.request() as req:
@@ -193,6 +210,10 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
                     st.compute_since = None
                     st.log.compute_s += t * scale
                     st.record(f"{ph}{mb}.c{c}", "compute", t0, "compute")
+            elif kind == "fsdp_ag":
+                w0, busy0 = env.now, st.compute_done()
+                yield gathers.pop()
+                st.log.exposed["dp"] += (env.now - w0) - min(env.now - w0, st.compute_done() - busy0)
             elif kind == "grad":
                 if every_mb or (mb == last_mb and overlap_grads):
                     grad_events[s].append(env.process(grad_reduce(st, a, b)))

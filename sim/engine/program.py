@@ -9,7 +9,11 @@ A segment is a tuple ``(kind, compute_s, intra_bytes, inter_bytes, latency_s)``:
   scale-up link and NIC;
 - "cast" pieces (FP8 quantization kernels) carry their own backward time, like "core";
 - "grad": marks where a layer's gradients are complete (intra_bytes holds the dense gradient
-  element count, inter_bytes the expert one; compute_s unused).
+  element count, inter_bytes the expert one; compute_s unused);
+- "fsdp_ag" (ZeRO-3 only): the all-gather of a layer's weights that the segments after it need. It
+  is issued ahead, on its own stream, when its task starts (one layer of prefetch and an unbounded
+  one give the same timing when every layer waits for its own gather on one serial stream), so only
+  what the gathers have not finished when the layer starts is waited for.
 
 The builder first emits typed pieces per layer ("gemm", "core", "elem" and communication); the
 backward is derived from them: a GEMM's backward is a data-gradient GEMM plus a weight-gradient
@@ -38,10 +42,11 @@ from sim.config.workload import Workload
 from sim.engine.routing_costs import RoutingCosts, fp8_cast_bytes, routing_costs
 from sim.model.flops import attention_core_flops, attention_proj_flops
 from sim.model.gemm_shapes import ffn_gemm_shapes, layer_gemm_shapes
-from sim.model.params import attention_params, ffn_params
+from sim.model.params import attention_params, ffn_params, norm_params
 from sim.model.partition import Chunk, partition
 
 ACT = 2.0                 # bf16 activation bytes
+PARAM_BYTES = 2.0         # bf16 weights, all-gathered after a distributed-optimizer step or, under ZeRO-3, per layer
 CORE_BWD = 2.5            # flash-attention backward / forward FLOPs (FlashAttention-2: 5 matmuls vs 2)
 # --tp-comm-overlap: the forward reduce-scatters run as a chunked "pipeline" overlap that reserves SMs
 # from the GEMM (set_sm_margin): 24 SMs beside the attention output projection and 8 beside the MLP down
@@ -64,6 +69,15 @@ class Part(NamedTuple):
     flops: float
     recompute: list
     recompute_flops: float
+
+
+def dp_groups(par: ParallelConfig, comm: CommModel):
+    """(dense, expert) data-parallel groups of one device: the ranks that hold the same weights.
+    DualPipe's two parameter copies (ranks r and pp-1-r) sum their gradients too: the group doubles,
+    and the added members sit in another pipeline stage (another node)."""
+    copies = 2 if par.schedule_name == "dualpipe" else 1
+    return (comm.group(par.dp * par.cp * copies, par.tp),
+            comm.group(par.expert_dp * copies, par.ep_effective * par.etp))
 
 
 def _comm(kind: str, c: CommCost) -> Seg:
@@ -468,11 +482,28 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
     hw_f = [[0.0] * par.vpp for _ in range(par.pp)]
     hw_b = [[0.0] * par.vpp for _ in range(par.pp)]
     att = b.attention
-    dense_grad = (attention_params(model) + ffn_params(model, model.ffn_hidden_size)) / tp
+    # a layer's weights on one device (as sim.model.memory.stage_params counts them): what its gradient
+    # reduction moves and, under ZeRO-3, what its all-gathers bring in; norms replicated over TP
+    norms = 2 * norm_params(model)
+    dense_grad = (attention_params(model) + ffn_params(model, model.ffn_hidden_size)) / tp + norms
     if model.is_moe:
         e = model.moe
-        moe_grad = ((attention_params(model) + e.num_shared_experts * ffn_params(model, e.shared_ffn)) / tp,
+        moe_grad = ((attention_params(model) + e.num_shared_experts * ffn_params(model, e.shared_ffn)) / tp
+                    + norms + h * e.num_experts,                                                  # + router
                     (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp)
+
+    g_dense, g_expert = dp_groups(par, comm)
+
+    def gather(dense: float, expert: float = 0.0) -> list[Seg]:
+        """ZeRO-3: the all-gather of a block's weights before its forward and before its backward."""
+        if not par.shard_parameters:
+            return []
+        c = ZERO
+        if dense and g_dense.size > 1:
+            c = c + comm.all_gather(g_dense, dense * PARAM_BYTES)
+        if expert and g_expert.size > 1:
+            c = c + comm.all_gather(g_expert, expert * PARAM_BYTES)
+        return [_comm("fsdp_ag", c)] if (c.intra_bytes or c.inter_bytes) else []
 
     def layer(key, make_parts, grad_dense: float, grad_expert: float = 0.0):
         """Register (once) the block of one layer from its forward parts."""
@@ -494,16 +525,31 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
         elif recompute == "selective":
             lb = to_forward(re) + lb
         redo = pieces if recompute == "full" else re if recompute == "selective" else []
-        blocks[key] = Block(to_forward(pieces), lb + [("grad", 0.0, grad_dense, grad_expert, 0.0)], fl, fre,
+        ag = gather(grad_dense, grad_expert)
+        blocks[key] = Block(ag + to_forward(pieces), ag + lb + [("grad", 0.0, grad_dense, grad_expert, 0.0)], fl, fre,
                             tensor_time(pieces, redo))
         return key
 
     if any(ch.embedding for row in chunks for ch in row):
         t_emb = b.mem(ACT * 2 * t * h / max(tp, 1))
-        blocks["embedding"] = Block([("compute", t_emb, 0.0, 0.0, 0.0), _comm("tp", b.tp_reduce)],
-                                    [_comm("tp", b.tp_gather), ("wgrad", t_emb, 0.0, 0.0, 0.0)], 0.0, 0.0)
+        emb = (model.vocab_size + model.learned_position_embeddings) * h / tp
+        ag = gather(emb)
+        # its gradient is complete when the embedding's backward is: the last work of the stage's backward
+        blocks["embedding"] = Block(ag + [("compute", t_emb, 0.0, 0.0, 0.0), _comm("tp", b.tp_reduce)],
+                                    ag + [_comm("tp", b.tp_gather), ("wgrad", t_emb, 0.0, 0.0, 0.0),
+                                          ("grad", 0.0, emb, 0.0, 0.0)], 0.0, 0.0)
     heads = 1 + model.mtp_layers
     lm = 2.0 * t * h * model.vocab_size / tp
+    # the output layer's own weights; tied to the embedding it still holds a copy (and reduces its
+    # gradient) when the embedding sits on another pipeline stage (Megatron-LM word-embedding copy)
+    head_w = norm_params(model) + (model.vocab_size * h / tp if (not model.tie_embeddings or par.pp > 1) else 0.0)
+    ag_head = gather(norm_params(model) + model.vocab_size * h / tp)
+    mtp_norms = 5 * norm_params(model)      # an MTP module: two input norms, the layer's two, its final norm
+    if model.is_moe:
+        mtp_grad = ((2 * h * h + attention_params(model) + e.num_shared_experts * ffn_params(model, e.shared_ffn)) / tp
+                    + mtp_norms + h * e.num_experts, moe_grad[1])
+    else:
+        mtp_grad = ((2 * h * h + attention_params(model) + ffn_params(model, model.ffn_hidden_size)) / tp + mtp_norms, 0.0)
     for st in range(par.pp):
         for c, ch in enumerate(chunks[st]):
             for s in range(S):
@@ -522,14 +568,15 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
                             mf = b.moe(jj, s, rc) if model.is_moe else b.dense_ffn
                             pf = 2.0 * t * 2 * h * h / tp
                             return [Part([_piece("gemm", b.gemm(pf, 1, 2 * h * h / tp))], pf, [], 0.0), att, mf]
-                        keys.append(layer(("mtp", jj, s), mtp_parts, (2 * h * h + attention_params(model)) / tp))
+                        keys.append(layer(("mtp", jj, s), mtp_parts, *mtp_grad))
                     if "head" not in blocks:
                         t_lm = heads * b.gemm(lm, 1, h * model.vocab_size / tp, low_precision=False)
                         t_loss = heads * b.mem(4.0 * 3 * t * model.vocab_size / tp)
                         blocks["head"] = Block(
-                            [_comm("tp", b.tp_gather), ("compute", t_lm + t_loss, 0.0, 0.0, 0.0)],
-                            [("compute", t_lm + t_loss, 0.0, 0.0, 0.0), ("wgrad", t_lm, 0.0, 0.0, 0.0),
-                             _comm("tp", b.tp_reduce)], heads * lm, 0.0, (3.0 * t_lm, 0.0))
+                            ag_head + [_comm("tp", b.tp_gather), ("compute", t_lm + t_loss, 0.0, 0.0, 0.0)],
+                            ag_head + [("compute", t_lm + t_loss, 0.0, 0.0, 0.0), ("wgrad", t_lm, 0.0, 0.0, 0.0),
+                                       ("grad", 0.0, head_w, 0.0, 0.0), _comm("tp", b.tp_reduce)],
+                            heads * lm, 0.0, (3.0 * t_lm, 0.0))
                     keys.append("head")
                 layout[st][c][s] = keys
                 if s == 0:

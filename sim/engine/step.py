@@ -9,13 +9,12 @@ import numpy as np
 from sim.cluster.compute import ComputeModel
 from sim.collectives.cost import CommCost, CommModel
 from sim.engine.constants import NUM_SAMPLES
-from sim.engine.program import ACT, Programs, build_programs
+from sim.engine.program import ACT, PARAM_BYTES, Programs, build_programs, dp_groups
 from sim.engine.spec import RunSpec
 from sim.model.memory import stage_params
 
 GRAD_REDUCE_BYTES = 4.0   # Megatron-LM reduces fp32 main_grad buffers for bf16 training (arguments.py:
-                          # bf16 implies accumulate_allreduce_grads_in_fp32)
-PARAM_BYTES = 2.0         # bf16 parameters all-gathered after a distributed-optimizer step
+                          # bf16 implies accumulate_allreduce_grads_in_fp32) unless --grad-reduce-in-bf16
 OPTIM_BYTES_MOVED = 30.0  # per sharded parameter: read grad/master/m/v (16 B), write master/m/v (12 B), bf16 param (2 B)
 
 
@@ -37,10 +36,11 @@ class StepInputs:
         par = self.spec.parallel
         c = CommCost()
         fn = self.comm.reduce_scatter if par.distributed_optimizer else self.comm.all_reduce
+        nb = 2.0 if par.grad_reduce_in_bf16 else GRAD_REDUCE_BYTES
         if dense and self.dp_group_dense.size > 1:
-            c = c + fn(self.dp_group_dense, dense * GRAD_REDUCE_BYTES)
+            c = c + fn(self.dp_group_dense, dense * nb)
         if expert and self.dp_group_expert.size > 1:
-            c = c + fn(self.dp_group_expert, expert * GRAD_REDUCE_BYTES)
+            c = c + fn(self.dp_group_expert, expert * nb)
         return c
 
 
@@ -56,11 +56,7 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: in
     tsp = par.micro_batch_size * w.seq_len / par.cp / (par.tp if (par.sequence_parallel and par.tp > 1) else 1)
     pp_stride = par.tp * par.cp * par.dp
     p2p = comm.p2p(tsp * m.hidden_size * ACT, inter_node=pp_stride >= comm.dpn or par.pp * pp_stride > comm.dpn)
-    copies = 2 if par.schedule_name == "dualpipe" else 1
-    # DualPipe's two parameter copies (ranks r and pp-1-r) sum their gradients too: the reduction
-    # group doubles, and the added members sit in another pipeline stage (another node)
-    g_dense = comm.group(par.dp * par.cp * copies, par.tp)
-    g_expert = comm.group(par.expert_dp * copies, par.ep_effective * par.etp)
+    g_dense, g_expert = dp_groups(par, comm)
     opt, pg = [], []
     for st in range(par.pp):
         chunks = programs.chunks[st]
@@ -72,7 +68,7 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: in
         for ch in chunks:
             cp_ = stage_params(m, par, [ch])
             c = CommCost()
-            if par.distributed_optimizer:
+            if par.distributed_optimizer and not par.shard_parameters:   # ZeRO-3 gathers per layer instead
                 if g_dense.size > 1:
                     c = c + comm.all_gather(g_dense, cp_.dense * PARAM_BYTES)
                 if g_expert.size > 1 and cp_.expert:

@@ -53,7 +53,9 @@ def stage_params(model: ModelConfig, par: ParallelConfig, chunks: list[Chunk]) -
         if ch.embedding:
             dense += (model.vocab_size + model.learned_position_embeddings) * h / tp
         if ch.head:
-            dense += norm_params(model) + (0 if model.tie_embeddings else model.vocab_size * h / tp)
+            # tied to the input embedding, the output layer still keeps its own copy when the embedding
+            # sits on another pipeline stage (Megatron-LM: the last stage's word-embedding copy)
+            dense += norm_params(model) + (0 if model.tie_embeddings and par.pp == 1 else model.vocab_size * h / tp)
             for _ in range(model.mtp_layers):
                 dense += (attention_params(model) / tp + 5 * norm_params(model) + 2 * h * h / tp)
                 if model.moe:
@@ -171,12 +173,17 @@ def stage_memory(
         chunks = chunks + parts[par.pp - 1 - stage]
         inflight /= 2
     sp = stage_params(model, par, chunks)
-    weights = WEIGHT_BYTES * (sp.dense + sp.expert)
+    per_chunk = ((stage_params(model, par, [ch]), max(1, len(ch.layers))) for ch in chunks)
+    layer = max(((p.dense + p.expert) / n for p, n in per_chunk), default=0.0)   # one layer's weights (mean of its chunk)
+    if par.shard_parameters:
+        # ZeRO-3: the bf16 weights live sharded; whole ones exist for the layer computing and the one
+        # being gathered ahead (Megatron-FSDP --fsdp-double-buffer keeps two such buffers)
+        weights = WEIGHT_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp + 2 * layer)
+    else:
+        weights = WEIGHT_BYTES * (sp.dense + sp.expert)
     if par.shard_gradients:
         # ZeRO-2: the fp32 gradient lives as the optimizer's shard; a layer's full gradient exists only
         # until its reduce-scatter (one layer's worth counted: the one being reduced)
-        per_chunk = ((stage_params(model, par, [ch]), max(1, len(ch.layers))) for ch in chunks)
-        layer = max(((p.dense + p.expert) / n for p, n in per_chunk), default=0.0)
         grads = GRAD_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp + layer)
     else:
         grads = GRAD_BYTES * (sp.dense + sp.expert)

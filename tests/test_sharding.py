@@ -203,3 +203,27 @@ def test_zero3_with_dualpipe_runs_and_uses_both_copies():
         n = sum(1 for ev in res.trace if ev[0] == r and ev[2] == "param_gather")
         assert n == 2 * per_chunk * blocks
     assert res.step_time_s > 0
+
+
+# --- the layout search over ZeRO stages ---------------------------------------------------------
+
+
+def test_layout_search_tries_each_zero_stage(capsys):
+    """--zero 1,3 puts both stages on every layout; ZeRO-3 needs less memory than ZeRO-1 on the same
+    layout, and a bad stage is one clear line."""
+    import json
+
+    from sim.cli.main import main
+    argv = ["search", "--model", "mixtral-8x7b", "--hardware", "h100-sxm", "--devices", "64", "--gbs", "256",
+            "--tp", "2", "--pp", "2", "--vpp", "1", "--mbs", "1", "--recompute", "selective", "--executor", "analytic",
+            "--show", "100", "--format", "json"]
+    assert main(argv + ["--zero", "1,3"]) == 0
+    rows = json.loads(capsys.readouterr().out)["layouts"]
+    assert {r["zero"] for r in rows} == {1, 3}
+    key = lambda r: (r["tp"], r["pp"], r["ep"])  # noqa: E731
+    mem = {(key(r), r["zero"]): r["peak_memory_gib"] for r in rows}
+    pairs = [k for (k, z) in mem if z == 1 and (k, 3) in mem]
+    assert pairs and all(mem[k, 3] < mem[k, 1] for k in pairs)
+    assert main(argv + ["--zero", "1,5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --zero") and err.count("\n") == 1

@@ -79,6 +79,10 @@ BAD_SPECS = {
     "unknown executor": ({"executor": "fast"}, "executor"),
     "unknown preset on an axis": ({"axes": {"model": ["mixtral-8x7b", "no-such-model"]}}, "unknown model preset"),
     "searched field pinned in base": ({"layout": "search"}, "chosen by the layout search"),
+    "ZeRO switch pinned in base while layout.zero searches it": (
+        {"layout": {"mode": "search", "zero": [1, 3]},
+         "base": dict(TINY_SPEC["base"], parallel=dict(devices=16, global_batch_size=64, shard_gradients=True))},
+        "pin it with layout.zero"),
     "search options with a fixed layout": ({"layout": {"mode": "fixed", "tp": [2]}}, "only with mode search"),
     "same field twice": ({"axes": [{"grid": {"model.num_layers": [2]}}, {"grid": {"model.num_layers": [4]}}]},
                          "more than one group"),

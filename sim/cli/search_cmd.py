@@ -10,6 +10,18 @@ SHOWN = ("step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu", "peak_
 CHOICE_LISTS = {"no": [False], "yes": [True], "both": [False, True]}
 
 
+def _zero_stages(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(v not in (0, 1, 2, 3) for v in vals):
+        raise UserError(f"--zero {text}: expected comma-separated stages from 0 to 3, e.g. 1,3")
+    return vals
+
+
 def _ints(flag: str, text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -64,6 +76,8 @@ def add_parser(sub):
                    help="overlap the EP all-to-all with compute: no, yes or both (default no)")
     p.add_argument("--tp-comm-overlap", dest="tp_comm_overlap", choices=list(CHOICE_LISTS), default="no",
                    help="overlap the TP all-gather / reduce-scatter with GEMMs (tp > 1): no, yes or both (default no)")
+    p.add_argument("--zero", metavar="LIST", help="data-parallel sharding stages to try, e.g. 1,3: 0 plain DP, "
+                   "1 distributed optimizer, 2 + sharded gradients, 3 + sharded weights (FSDP) (default 1)")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
     p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, loss_free, no_balancing) or a concentration")
     p.add_argument("--a2a", choices=["flat", "hierarchical"])
@@ -81,7 +95,7 @@ def _options(args) -> dict:
          "recompute": _words("recompute", args.recompute, ("none", "selective", "full")),
          "schedule": _words("schedule", args.schedule, ("auto", "1f1b", "interleaved", "dualpipe")),
          "tp_extends_ep": CHOICE_LISTS[args.tp_extends_ep], "a2a_overlap": CHOICE_LISTS[args.a2a_overlap],
-         "tp_comm_overlap": CHOICE_LISTS[args.tp_comm_overlap], "top": args.top}
+         "tp_comm_overlap": CHOICE_LISTS[args.tp_comm_overlap], "zero": _zero_stages(args.zero), "top": args.top}
     return {k: v for k, v in o.items() if v is not None}
 
 
@@ -125,7 +139,7 @@ def run(args) -> int:
     cols = tuple(dict.fromkeys((*SHOWN, objective.column)))
     shown = ranked_rows(res, cols)[:max(args.show, 0)]
     if args.format == "table":   # leave out option columns that do not vary
-        for k in ("cp", "expert_tp", "tp_extends_ep", "a2a_overlap", "tp_comm_overlap"):
+        for k in ("cp", "expert_tp", "tp_extends_ep", "a2a_overlap", "tp_comm_overlap", "zero"):
             if len({r[k] for r in shown}) == 1:
                 for r in shown:
                     del r[k]

@@ -62,7 +62,24 @@ class LayoutOptions(StrictModel):
     tp_comm_overlap: list[bool] = Field(
         [False], min_length=1,
         description="TP communication overlap settings (Megatron-Core --tp-comm-overlap; only with tp > 1) (unit: none)")
+    zero: list[Literal[0, 1, 2, 3]] | None = Field(
+        None, min_length=1,
+        description="Data-parallel sharding stages: 0 plain data parallelism, 1 distributed optimizer "
+        "(ZeRO-1), 2 + sharded gradients (ZeRO-2), 3 + sharded weights (ZeRO-3 / FSDP); null = keep "
+        "base.parallel's distributed_optimizer / shard_gradients / shard_parameters (unit: none)")
     top: PosInt = Field(3, description="Best analytic layouts re-run with the DES (unit: count)")
+
+
+# the ParallelConfig switches a ZeRO stage sets (LayoutOptions.zero)
+ZERO_FIELDS = ("distributed_optimizer", "shard_gradients", "shard_parameters")
+
+
+def zero_switches(stage: int) -> dict:
+    return dict(zip(ZERO_FIELDS, (stage >= 1, stage >= 2, stage >= 3), strict=True))
+
+
+def zero_stage(par: ParallelConfig) -> int:
+    return 3 if par.shard_parameters else 2 if par.shard_gradients else 1 if par.distributed_optimizer else 0
 
 
 def divisors(n: int) -> list[int]:
@@ -87,7 +104,7 @@ def enumerate_layouts(model: ModelConfig, hw: HardwareProfile, base_parallel: di
     devices = int(base_parallel["devices"])
     tps = opts.tp or [d for d in divisors(hw.node.devices_per_node) if devices % d == 0]
     rest = list(itertools.product(opts.micro_batch_size, opts.recompute, opts.schedule, opts.a2a_overlap,
-                                  opts.tp_comm_overlap))
+                                  opts.tp_comm_overlap, opts.zero or [None]))
     for tp, cp in itertools.product(tps, opts.cp):
         grid = tp * cp
         pps = opts.pp or ([d for d in divisors(devices // grid) if d <= model.num_layers]
@@ -96,7 +113,7 @@ def enumerate_layouts(model: ModelConfig, hw: HardwareProfile, base_parallel: di
             if tpe and tp == 1 and False in opts.tp_extends_ep:
                 continue   # with tp 1, extending EP over TP changes nothing
             eps = opts.ep or _default_eps(model, devices, tp, cp, pp, tpe, etp)
-            for ep, (mbs, rec, sched, a2a, tpo) in itertools.product(eps, rest):
+            for ep, (mbs, rec, sched, a2a, tpo, zero) in itertools.product(eps, rest):
                 if tpo and tp == 1:
                     if False in opts.tp_comm_overlap:
                         continue   # nothing to overlap at tp 1; the False variant covers it
@@ -104,6 +121,8 @@ def enumerate_layouts(model: ModelConfig, hw: HardwareProfile, base_parallel: di
                 d = dict(base_parallel)
                 d.update(tp=tp, pp=pp, vpp=vpp, ep=ep, cp=cp, expert_tp=etp, tp_extends_ep=tpe,
                          micro_batch_size=mbs, recompute=rec, schedule=sched, a2a_overlap=a2a, tp_comm_overlap=tpo)
+                if zero is not None:
+                    d.update(zero_switches(zero))
                 yield d
 
 
@@ -135,7 +154,8 @@ def layout_columns(par: ParallelConfig) -> dict:
     """The searched fields of a layout plus dp and micro-batches, for tables."""
     return dict(tp=par.tp, pp=par.pp, vpp=par.vpp, ep=par.ep, cp=par.cp, expert_tp=par.expert_tp,
                 tp_extends_ep=par.tp_extends_ep, mbs=par.micro_batch_size, recompute=par.recompute,
-                schedule=par.schedule_name, a2a_overlap=par.a2a_overlap, tp_comm_overlap=par.tp_comm_overlap, dp=par.dp,
+                schedule=par.schedule_name, a2a_overlap=par.a2a_overlap, tp_comm_overlap=par.tp_comm_overlap,
+                zero=zero_stage(par), dp=par.dp,
                 num_microbatches=par.num_microbatches)
 
 

@@ -20,7 +20,7 @@ from sim.config.workload import Workload
 from sim.errors import UserError
 from sim.model.params import param_counts
 from sim.search.columns import DERIVED
-from sim.search.layouts import SEARCHED
+from sim.search.layouts import SEARCHED, ZERO_FIELDS
 from sim.search.paths import flatten, get_path, set_path, stable_hash
 from sim.search.spec import FitRule, SweepSpec
 
@@ -68,10 +68,11 @@ def resolve_base(spec: SweepSpec, source: str) -> dict:
         unknown = sorted(set(b.parallel) - set(ParallelConfig.model_fields))
         if unknown:
             raise UserError(f"{source}: base.parallel.{unknown[0]}: unknown key")
-        chosen = sorted(set(b.parallel) & set(SEARCHED))
+        chosen = sorted(set(b.parallel) & (set(SEARCHED) | (set(ZERO_FIELDS) if spec.layout.zero else set())))
         if chosen:
+            pin = "zero" if chosen[0] in ZERO_FIELDS else chosen[0]
             raise UserError(f"{source}: base.parallel.{chosen[0]} is chosen by the layout search; "
-                            f"remove it or pin it with layout.{chosen[0]}: [value]")
+                            f"remove it or pin it with layout.{pin}: [value]")
         for need in ("devices", "global_batch_size"):
             if not isinstance(b.parallel.get(need), int):
                 raise UserError(f"{source}: base.parallel.{need}: required (an integer) for the layout search")

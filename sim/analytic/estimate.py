@@ -103,6 +103,23 @@ def _gather_time(bc: dict, layout, ph: str) -> float:
     return sum(bc[key, ph][3] for key in layout[0])
 
 
+def _reduction_tail(inp: StepInputs, bc: dict, costs: dict, s: int, chunks: int, reduce_time, grad_of) -> float:
+    """Seconds the gradient reductions run past stage s's last backward (--overlap-grad-reduce).
+    The last backward of each chunk runs back to back, the highest chunk first (1F1B: one chunk);
+    each block's reduction joins the DP stream's queue when its backward completes."""
+    pr = inp.programs
+    name, pp = inp.order_name, inp.spec.parallel.pp
+    t = queue = 0.0
+    for c in reversed(range(chunks)):
+        ms, mc = model_stage(name, pp, s, c)
+        for key in reversed(pr.layout[ms][mc][0]):
+            t += bc[key, "B"][0]
+            g = grad_of[key]
+            if g[0] or g[1]:
+                queue = max(queue, t) + reduce_time(g)
+    return max(0.0, queue - t)
+
+
 def _pair(a: _Cost, b: _Cost, slow: float) -> float:
     """Lower bound of two tasks side by side on one device: shared compute (slowed while
     communication is in flight beside it), each one's own chain of compute and communication."""
@@ -294,15 +311,25 @@ def estimate(inp: StepInputs) -> DESResult:
         lg = logs[s]
         lg.busy_s = busy[s]
         lg.exposed = defaultdict(float, exposed_mb[s])
-        ags = [inp.comm.time(c) for c in inp.param_gather[s]]
-        ag = sum(ags)
-        # the all-gathers run one after another on the DP stream; chunk c waits for its own, which
-        # its forward needs after the c x pp chunk forwards before it (the interleaved order)
         f_mean = sum(costs[s, c, "F"].time for c in range(chunks)) / chunks
-        ag_exposed = max((sum(ags[:c + 1]) - c * pp * f_mean for c in range(len(ags))), default=0.0)
-        last_bwd = costs[s, 0, "B"].time
-        hidden = last_bwd / 2 if overlap else 0.0
-        dp = max(0.0, grads[s] - hidden) + max(0.0, ag_exposed)    # reduction hidden behind the last backward
+        ag, ag_exposed = 0.0, 0.0
+        for c in range(chunks):
+            # the all-gathers run block by block, one after another on the DP stream from the step's
+            # start; chunk c's first forward starts after the c x pp chunk forwards before it (the
+            # interleaved order) and each of its blocks waits for its own gather
+            ms, mc = model_stage(name, pp, s, c)
+            t = c * pp * f_mean
+            for key, cost in zip(pr.layout[ms][mc][0], inp.param_gather[s][c], strict=False):
+                ag += inp.comm.time(cost)
+                ag_exposed = max(ag_exposed, ag - t)
+                t += bc[key, "F"][0]
+        if not par.overlap_param_gather:      # one blocking all-gather after the optimizer step
+            ag_exposed = ag
+        if overlap and name != "dualpipe" and not every_mb:
+            grad_exposed = _reduction_tail(inp, bc, costs, s, chunks, reduce_time, grad_of)
+        else:   # DualPipe, or ZeRO-2/3 (a backlog from earlier micro-batches): half the last backward hides them
+            grad_exposed = max(0.0, grads[s] - (costs[s, 0, "B"].time / 2 if overlap else 0.0))
+        dp = grad_exposed + max(0.0, ag_exposed)
         if every_mb:
             # ZeRO-2: every micro-batch reduces its gradients, one collective after another on the DP
             # stream; the first follows the stage's first backward: its warm-up forwards, then (1F1B)

@@ -39,6 +39,9 @@ def add_parser(sub):
     p.add_argument("--attention-kernel", choices=["flash", "unfused"], help="attention core implementation")
     p.add_argument("--no-overlap-grad-reduce", action="store_true", default=None,
                    help="reduce gradients after the whole backward (2021 Megatron-LM)")
+    p.add_argument("--no-overlap-param-gather", action="store_true", default=None,
+                   help="all-gather the updated weights in one blocking collective after the optimizer step "
+                   "instead of bucket by bucket ahead of the forward (distributed optimizer)")
     p.add_argument("--shard-gradients", action="store_true", default=None,
                    help="ZeRO-2 / FSDP gradient sharding: reduce-scatter every micro-batch's gradients (needs the distributed optimizer)")
     p.add_argument("--shard-parameters", action="store_true", default=None,
@@ -86,6 +89,8 @@ def spec_from_args(args) -> dict:
         par["recompute_modules"] = [w.strip() for w in args.recompute_modules.split(",") if w.strip()]
     if args.no_overlap_grad_reduce:
         par["overlap_grad_reduce"] = False
+    if args.no_overlap_param_gather:
+        par["overlap_param_gather"] = False
     if args.shard_gradients or args.shard_parameters:
         par["shard_gradients"] = True
     if args.shard_parameters:

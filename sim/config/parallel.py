@@ -78,6 +78,13 @@ class ParallelConfig(StrictModel):
         "finishes (Megatron-Core --overlap-grad-reduce); false: one reduction after the whole backward "
         "(2021 Megatron-LM local DDP) (unit: none)",
     )
+    overlap_param_gather: bool = Field(
+        True,
+        description="Distributed optimizer (ZeRO-1/2): all-gather the updated weights bucket by bucket "
+        "ahead of the next step's forward, each layer's first forward waiting for its own bucket "
+        "(Megatron-Core --overlap-param-gather); false: one blocking all-gather at the end of the "
+        "optimizer step (unit: none)",
+    )
     shard_gradients: bool = Field(
         False,
         description="Shard the gradients over the data-parallel ranks as well (ZeRO-2; FSDP that shards "

@@ -124,6 +124,7 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     grad_events = defaultdict(list)
     overlap_grads = inp.spec.parallel.overlap_grad_reduce
     every_mb = inp.spec.parallel.shard_gradients   # ZeRO-2: each micro-batch reduce-scatters its gradients
+    overlap_params = inp.spec.parallel.overlap_param_gather
     held = defaultdict(lambda: [0.0, 0.0])     # stage -> gradient elements (dense, expert) not yet reduced
 
     def ev(key):
@@ -158,13 +159,18 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
         st.record("grad_reduce", "dp", start, "dp")
 
-    def param_gather(st: _Stage, c, key):
-        with st.dp_stream.request() as req:
-            yield req
-            start = env.now
-            yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
-        st.record("param_gather", "dp", start, "dp")
-        param_ready[key].succeed()
+    def param_gather(st: _Stage, work):
+        """The distributed optimizer's all-gather of the stage's weights, chunk after chunk and
+        bucket (block) by bucket in forward order; each block's first forward waits for its own
+        (--overlap-param-gather). work: [(costs, events)] per chunk."""
+        for costs, events in work:
+            for c, done in zip(costs, events, strict=True):
+                with st.dp_stream.request() as req:
+                    yield req
+                    start = env.now
+                    yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
+                st.record("param_gather", "dp", start, "dp")
+                done.succeed()
 
     def layer_gather(st: _Stage, c, done):
         with st.ag_stream.request() as req:
@@ -184,15 +190,15 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             waited = env.now - wait0
             if waited > 0 and dep[1] != s:
                 st.log.exposed["pp_p2p"] += min(waited, arrived_dur.get(dep, 0.0))
-        if ph == "F" and mb == 0 and (s, c) in param_ready:
-            w0 = env.now
-            yield param_ready[(s, c)]
-            st.log.exposed["dp"] += env.now - w0
         label = "FB" if paired else ph        # a paired slot's whole span counts as overlapped F&B
         st.enter(label)
         start = env.now
         ms, mc = model_stage(name, pp, s, c)
         segs = tables[ph][ms][mc][mb % S]
+        waits = []                            # the step's first forward of the chunk: one wait per block
+        if ph == "F" and mb == 0 and (s, c) in param_ready:
+            segs = progs.forward_by_block(ms, mc, mb % S)
+            waits = list(reversed(param_ready[(s, c)]))
         gathers = []                          # ZeRO-3: the task's layer all-gathers, issued now, in order
         for sg in segs:
             if sg[0] == "fsdp_ag":
@@ -210,9 +216,9 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
                     st.compute_since = None
                     st.log.compute_s += t * scale
                     st.record(f"{ph}{mb}.c{c}", "compute", t0, "compute")
-            elif kind == "fsdp_ag":
+            elif kind in ("fsdp_ag", "pg_wait"):
                 w0, busy0 = env.now, st.compute_done()
-                yield gathers.pop()
+                yield (gathers if kind == "fsdp_ag" else waits).pop()
                 st.log.exposed["dp"] += (env.now - w0) - min(env.now - w0, st.compute_done() - busy0)
             elif kind == "grad":
                 if every_mb or (mb == last_mb and overlap_grads):
@@ -259,16 +265,25 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         t1 = env.now
         yield env.timeout(inp.optimizer_s[st.idx])
         st.record("optimizer", "optimizer", t1, "compute")
+        if not overlap_params:                   # one blocking all-gather of the updated weights
+            t2 = env.now
+            for cost in (cc for row in inp.param_gather[st.idx] for cc in row):
+                yield from push(st, cost.intra_bytes, cost.inter_bytes, cost.latency_s)
+            st.record("param_gather", "dp", t2, "dp")
+            st.log.exposed["dp"] += env.now - t2
         st.log.phases["optimizer"] += env.now - t0
         st.since = env.now
         st.log.end = env.now
 
     for st in stages:
+        work = []
         for c in range(chunks_per_rank):
-            cost = inp.param_gather[st.idx][c]
-            if cost.intra_bytes or cost.inter_bytes:
-                param_ready[(st.idx, c)] = env.event()
-                env.process(param_gather(st, cost, (st.idx, c)))
+            costs = inp.param_gather[st.idx][c]
+            if overlap_params and any(cc.intra_bytes or cc.inter_bytes for cc in costs):
+                param_ready[(st.idx, c)] = [env.event() for _ in costs]
+                work.append((costs, param_ready[(st.idx, c)]))
+        if work:
+            env.process(param_gather(st, work))
         env.process(pipeline_stage(st))
     env.run()
     step = max(st.log.end for st in stages)

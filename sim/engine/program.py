@@ -123,6 +123,19 @@ class Programs:
         B = [sg for k in reversed(keys) for sg in self.blocks[k].bwd]
         return F, B
 
+    def forward_by_block(self, st: int, c: int, s: int) -> list[Seg]:
+        """The forward of (stage, chunk, sample) with a ("pg_wait", 0, 0, 0, 0) marker before each
+        block: where the step's first forward waits for that block's weights after a
+        distributed-optimizer step. Built on first use."""
+        key = ("pgF", st, c, s)
+        if key not in self._tables:
+            out: list[Seg] = []
+            for k in self.layout[st][c][s]:
+                out.append(("pg_wait", 0.0, 0.0, 0.0, 0.0))
+                out += merge(self.blocks[k].fwd)
+            self._tables[key] = out
+        return self._tables[key]
+
     def _build(self, ph: str):
         out = []
         for st, row in enumerate(self.layout):

@@ -29,7 +29,8 @@ class StepInputs:
     dp_group_dense: object
     dp_group_expert: object
     optimizer_s: list                    # [stage] optimizer step seconds
-    param_gather: list                   # [stage][chunk] CommCost of the parameter all-gather (distributed optimizer)
+    param_gather: list                   # [stage][chunk] per block, in forward order: CommCost of the weight
+                                         # all-gather after a distributed-optimizer step (empty without one)
 
     def grad_reduce(self, dense: float, expert: float) -> CommCost:
         """Gradient reduction for `dense` and `expert` parameters of one layer on one device."""
@@ -65,15 +66,18 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: in
             else sp.dense + sp.expert
         opt.append(float(cm.memory_time(OPTIM_BYTES_MOVED * shard)))
         row = []
-        for ch in chunks:
-            cp_ = stage_params(m, par, [ch])
-            c = CommCost()
+        for c in range(len(chunks)):
+            blocks = []
             if par.distributed_optimizer and not par.shard_parameters:   # ZeRO-3 gathers per layer instead
-                if g_dense.size > 1:
-                    c = c + comm.all_gather(g_dense, cp_.dense * PARAM_BYTES)
-                if g_expert.size > 1 and cp_.expert:
-                    c = c + comm.all_gather(g_expert, cp_.expert * PARAM_BYTES)
-            row.append(c)
+                for key in programs.layout[st][c][0]:
+                    dense, expert = block_weights(programs.blocks[key])
+                    cost = CommCost()
+                    if g_dense.size > 1 and dense:
+                        cost = cost + comm.all_gather(g_dense, dense * PARAM_BYTES)
+                    if g_expert.size > 1 and expert:
+                        cost = cost + comm.all_gather(g_expert, expert * PARAM_BYTES)
+                    blocks.append(cost)
+            row.append(blocks)
         pg.append(row)
     if par.schedule_name == "dualpipe":
         # rank r holds model stage r (chunk 0) and stage pp-1-r (chunk 1): two parameter copies
@@ -81,6 +85,13 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: in
         pg = [[pg[r][0], pg[par.pp - 1 - r][0]] for r in range(par.pp)]
     return StepInputs(spec=spec, cm=cm, comm=comm, programs=programs, order_name=par.schedule_name, p2p=p2p,
                       dp_group_dense=g_dense, dp_group_expert=g_expert, optimizer_s=opt, param_gather=pg)
+
+
+def block_weights(block) -> tuple[float, float]:
+    """(dense, expert) weights of one block on one device: the elements its backward hands to the
+    gradient reduction (they match sim.model.memory.stage_params; tests/test_sharding.py)."""
+    g = [sg for sg in block.bwd if sg[0] == "grad"]
+    return sum(sg[2] for sg in g), sum(sg[3] for sg in g)
 
 
 def device_tensor_time(inp: StepInputs) -> list[tuple[float, float]]:

@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     med = float(np.median(np.abs(df["error_pct"])))
     ax.set_title(f"moe-sim vs published training runs\nmedian |error| {med:.1f}%, "
                  f"{int(inside.sum())} of {len(df)} entries within 15%")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=9)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=9)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))     # half an inch at the bottom for the legend
     fig.savefig(out / "validation.png", dpi=150, metadata={"Software": None})
     print(f"wrote {out / 'validation.png'}")
     return 0

@@ -67,6 +67,17 @@ def test_validation_csv(outputs):
     assert len(df) >= 1 and _finite(df["predicted"]) and _finite(df["error_pct"])
 
 
+def test_skew_sensitivity_runs_both_presets(tmp_path):
+    """One fast dropless entry: its stated preset and the measured-jitter variant, the latter more
+    imbalanced (max/mean) and so slower (step time up: a higher error)."""
+    run_study_script("validation", "skew_sensitivity.py", "--out", str(tmp_path),
+                     "--only", "qwen3-235b-256xh100-tp2ep8-fsdp")
+    df = pd.read_csv(tmp_path / "skew_sensitivity.csv")
+    assert list(df["skew"]) == ["aux_loss", "aux_loss_dynamic"]
+    assert df["max_over_mean"].iloc[1] > df["max_over_mean"].iloc[0] > 1.0
+    assert df["error_pct"].iloc[1] > df["error_pct"].iloc[0]
+
+
 def test_a2a_csv(outputs):
     df = pd.read_csv(outputs["a2a_flat_vs_hierarchical"] / "results.csv")
     assert list(df.columns) == A2A_COLUMNS

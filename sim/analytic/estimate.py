@@ -74,22 +74,23 @@ def _block_costs(inp: StepInputs) -> dict:
 
 
 def _mean_cost(bc: dict, layout, ph: str, weights, gather_stretch: float = 1.0) -> _Cost:
-    """A task's cost from its blocks in order. ZeRO-3: the blocks' weight all-gathers run one after
-    another from the task's start, and a block starts no earlier than its own gather ends; each
-    gather is ``gather_stretch`` times its uncontended time (it shares the link with the
-    reduce-scatters)."""
+    """A task's cost from its blocks in order. ZeRO-3: the blocks' weight all-gathers run one block
+    ahead (a gather starts when the block before it starts, as in the DES), and a block starts no
+    earlier than its own gather ends; each gather is ``gather_stretch`` times its uncontended time
+    (it shares the link with the reduce-scatters)."""
     out = _Cost()
     for j, w in enumerate(weights):
         if w == 0:
             continue
-        end = issued = 0.0
+        end = ready = 0.0            # end: the previous block's end; ready: when the next gather may start
         for key in layout[j]:
             t, comp, ex, g = bc[key, ph]
             if g:
-                issued += g * gather_stretch
-                if issued > end:
-                    out.exposed["dp"] = out.exposed.get("dp", 0.0) + w * (issued - end)
-                    end = issued
+                done = ready + g * gather_stretch
+                if done > end:
+                    out.exposed["dp"] = out.exposed.get("dp", 0.0) + w * (done - end)
+                    end = done
+                ready = end          # this block starts now: the next gather may begin
             end += t
             out.compute += w * comp
             for k, v in ex.items():
@@ -222,18 +223,24 @@ def estimate(inp: StepInputs) -> DESResult:
         if not overlap:                                            # one reduction after the whole backward
             grads[s] = reduce_time((sum(g[0] for g in stage_grads), sum(g[1] for g in stage_grads)))
         if par.shard_parameters and layer_ag[s]:
-            # ZeRO-3: the gathers share the link with the micro-batches' reduce-scatters, which run
-            # a fraction u of the time (u: one micro-batch's reductions over its F + B), so a gather
-            # meets one that often and then gets half the link: 1 + u longer on average. Where the
-            # link is the bottleneck (gathers + reductions exceed F + B) the NIC bound below takes
-            # over, so u counts only the reductions that fit beside the gathers
-            per_mb = sum(costs[s, c, "F"].time + costs[s, c, "B"].time for c in range(chunks))
-            u = max(0.0, min(grads[s], per_mb - layer_ag[s])) / per_mb if per_mb > 0 else 0.0
-            stretch = 1.0 + u
+            # ZeRO-3: the backward's gathers share the link with the reduce-scatters its blocks issue
+            # as they finish, which run a fraction u of the backward (u: one micro-batch's reductions
+            # over its backward), so a gather meets one that often and then gets half the link: 1 + u
+            # longer on average. Where the link is the bottleneck (gathers + reductions exceed the
+            # backward) the NIC bound below takes over, so u counts only the reductions that fit
+            # beside the gathers. What does not fit in the backward spills into the next forward and
+            # stretches its gathers the same way.
+            f_time = sum(costs[s, c, "F"].time for c in range(chunks))
+            b_time = sum(costs[s, c, "B"].time for c in range(chunks))
+            b_ag = sum(_gather_time(bc, pr.layout[ms][mc], "B")
+                       for ms, mc in (model_stage(name, pp, s, c) for c in range(chunks)))
+            fits = max(0.0, min(grads[s], b_time - b_ag))
+            u_b = fits / b_time if b_time > 0 else 0.0
+            u_f = min(1.0, (grads[s] - fits) / f_time) if f_time > 0 else 0.0
             for c in range(chunks):
                 ms, mc = model_stage(name, pp, s, c)
-                for ph in ("F", "B", "b"):
-                    costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights, stretch)
+                for ph, u in (("F", u_f), ("B", u_b), ("b", u_b)):
+                    costs[s, c, ph] = _mean_cost(bc, pr.layout[ms][mc], ph, weights, 1.0 + u)
     pair_cache: dict = {}
 
     def pair(s: int, ta: tuple, tb: tuple) -> float:

@@ -9,8 +9,8 @@ compute segment that starts while an in-layer collective (TP, CP, EP all-to-all)
 is in flight runs that much slower (pipeline sends and DP collectives use a channel or two: ignored).
 Data-parallel collectives (gradient reductions, parameter all-gathers) share one communicator and
 stream, so they run one after another, in issue order, beside whatever else crosses the links;
-ZeRO-3's per-layer weight all-gathers run on a stream of their own, each task issuing its layers'
-gathers when it starts, and a layer waits for its own. Data-parallel replicas are symmetric and represented by one; the
+ZeRO-3's per-layer weight all-gathers run on a stream of their own, one block ahead of compute
+(the next gather starts when the block before it starts), and a block waits for its own. Data-parallel replicas are symmetric and represented by one; the
 EP ranks of a stage enter as the hottest rank's costs, prepared with numpy (engine.routing_costs).
 
 Every instant of a stage's step is attributed to one state (``PHASES``): idle (the pipeline
@@ -199,12 +199,18 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         if ph == "F" and mb == 0 and (s, c) in param_ready:
             segs = progs.forward_by_block(ms, mc, mb % S)
             waits = list(reversed(param_ready[(s, c)]))
-        gathers = []                          # ZeRO-3: the task's layer all-gathers, issued now, in order
-        for sg in segs:
-            if sg[0] == "fsdp_ag":
+        # ZeRO-3: the task's block all-gathers, one ahead: the first now, each next one when the block
+        # before it starts computing (two whole-weight buffers: the one in use, the one filling)
+        ag_segs = [sg for sg in segs if sg[0] == "fsdp_ag"]
+        gathers: list = []
+
+        def next_gather():
+            if len(gathers) < len(ag_segs):
                 gathers.append(env.event())
-                env.process(layer_gather(st, sg, gathers[-1]))
-        gathers.reverse()
+                env.process(layer_gather(st, ag_segs[len(gathers) - 1], gathers[-1]))
+
+        next_gather()
+        n_ag = 0
         for kind, t, a, b, lat in segs:
             if kind == "compute" or kind == "wgrad":
                 with st.compute.request() as req:
@@ -218,7 +224,12 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
                     st.record(f"{ph}{mb}.c{c}", "compute", t0, "compute")
             elif kind in ("fsdp_ag", "pg_wait"):
                 w0, busy0 = env.now, st.compute_done()
-                yield (gathers if kind == "fsdp_ag" else waits).pop()
+                if kind == "fsdp_ag":
+                    yield gathers[n_ag]
+                    n_ag += 1
+                    next_gather()
+                else:
+                    yield waits.pop()
                 st.log.exposed["dp"] += (env.now - w0) - min(env.now - w0, st.compute_done() - busy0)
             elif kind == "grad":
                 if every_mb or (mb == last_mb and overlap_grads):

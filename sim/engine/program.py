@@ -10,10 +10,10 @@ A segment is a tuple ``(kind, compute_s, intra_bytes, inter_bytes, latency_s)``:
 - "cast" pieces (FP8 quantization kernels) carry their own backward time, like "core";
 - "grad": marks where a layer's gradients are complete (intra_bytes holds the dense gradient
   element count, inter_bytes the expert one; compute_s unused);
-- "fsdp_ag" (ZeRO-3 only): the all-gather of a layer's weights that the segments after it need. It
-  is issued ahead, on its own stream, when its task starts (one layer of prefetch and an unbounded
-  one give the same timing when every layer waits for its own gather on one serial stream), so only
-  what the gathers have not finished when the layer starts is waited for.
+- "fsdp_ag" (ZeRO-3 only): the all-gather of a block's weights that the segments after it need. It
+  runs on its own stream one block ahead: the task's first gather starts with the task, each next one
+  when the block before it starts computing (two whole-weight buffers, as the memory model counts),
+  so only what a gather has not finished when its block is reached is waited for.
 
 The builder first emits typed pieces per layer ("gemm", "core", "elem" and communication); the
 backward is derived from them: a GEMM's backward is a data-gradient GEMM plus a weight-gradient

@@ -176,10 +176,10 @@ def test_zero3_gathers_hide_behind_compute():
 @pytest.mark.parametrize("extra", [dict(), dict(pp=2), dict(pp=2, vpp=2), dict(devices=32, work=dict(seq_len=256)),
                                    dict(devices=32, pp=2, vpp=2, work=dict(seq_len=1024))])
 def test_analytic_tracks_des_with_zero3(extra):
-    """The screen (each task's gathers from its start, stretched by the reductions sharing the link,
-    and the NIC bound) within 5% of the DES, NVLink-bound and NIC-bound, 1F1B and interleaved, at two
-    layers per model chunk. Known gap: at one layer per chunk (every task's only gather exposed,
-    interleaved warm-up) the screen runs ~6% below the DES."""
+    """The screen (gathers one block ahead, stretched by the reductions sharing the link, and the
+    NIC bound) within 5% of the DES, NVLink-bound and NIC-bound, 1F1B and interleaved, at two layers
+    per model chunk. Known gap: at one layer per chunk (every task's only gather exposed, interleaved
+    warm-up) the screen runs 6-7% below the DES."""
     kw = dict(global_batch_size=64, model=dict(GPT, num_layers=8))
     kw.update(extra)
     spec = _zero3(**kw)

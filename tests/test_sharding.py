@@ -284,3 +284,19 @@ def test_analytic_tracks_des_with_the_param_gather(kw):
     des = simulate(spec, check_memory=False).step_time_s
     ana = simulate(spec, executor="analytic", check_memory=False).step_time_s
     assert ana == pytest.approx(des, rel=0.05)
+
+
+def test_report_memory_breakdown_sums_to_the_peak():
+    """StepReport.memory_gib splits the worst stage's peak into its parts; ZeRO-3 moves the weights
+    part, nothing else."""
+    kw = dict(model="mixtral-8x7b", devices=32, ep=8)
+    z3 = simulate(_zero3(**kw), check_memory=False)
+    z2 = simulate(_spec(shard_gradients=True, **kw), check_memory=False)
+    for rep in (z3, z2):
+        assert set(rep.memory_gib) == {"weights", "gradients", "optimizer", "activations", "transient"}
+        assert sum(rep.memory_gib.values()) == pytest.approx(rep.peak_memory_gib, rel=1e-12)
+    assert z3.memory_gib["weights"] < z2.memory_gib["weights"] / 3
+    for part in ("gradients", "optimizer", "activations", "transient"):
+        assert z3.memory_gib[part] == pytest.approx(z2.memory_gib[part], rel=1e-12)
+    from sim.search.columns import report_columns
+    assert report_columns(z3)["memory_gib.weights"] == pytest.approx(z3.memory_gib["weights"], rel=1e-8)

@@ -8,7 +8,7 @@ from sim.engine.des import PHASES, simulate_des
 from sim.engine.spec import RunSpec
 from sim.engine.step import StepInputs, build_step, device_tensor_time
 from sim.model.flops import flops_per_token
-from sim.model.memory import peak_memory
+from sim.model.memory import GIB, MEMORY_PARTS, peak_memory
 from sim.report.report import KINDS, StepReport
 
 
@@ -47,7 +47,8 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
     mem = peak_memory(m, par, w, load_factor)
     limit = hw.device.hbm_gib - hw.device.reserved_memory_gib
     rep = StepReport(fits=mem.total_gib <= limit, peak_memory_gib=mem.total_gib, memory_limit_gib=limit,
-                     worst_stage=mem.stage, executor=executor)
+                     worst_stage=mem.stage, executor=executor,
+                     memory_gib={k: getattr(mem, k) / GIB for k in MEMORY_PARTS})
     if rc is not None:
         rep.imbalance_score = rc.imbalance_score
         rep.max_over_mean_device_load = rc.max_over_mean

@@ -19,6 +19,7 @@ from sim.model.params import attention_params, ffn_params, norm_params
 from sim.model.partition import Chunk, partition
 
 GIB = 1024**3
+MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "transient")   # MemoryBreakdown's byte fields
 WEIGHT_BYTES = 2.0          # bf16 weights
 GRAD_BYTES = 4.0            # fp32 main_grad buffer (Megatron)
 OPTIM_BYTES = 12.0          # fp32 master + Adam exp_avg + exp_avg_sq

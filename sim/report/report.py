@@ -25,6 +25,7 @@ class StepReport:
     imbalance_score: float | None = None
     max_over_mean_device_load: float | None = None
     drop_rate: float | None = None
+    memory_gib: dict = field(default_factory=dict)          # the worst stage's peak: weights, gradients, optimizer, activations, transient
     memory_shortfall_gib: float = 0.0
     executor: str = "des"
     clock_scale: float | None = None   # SM clock / full boost clock under the board power cap (sim.cluster.power); None: not simulated
@@ -37,4 +38,5 @@ class StepReport:
                 d[k] = round(v, 9)
         d["exposed_comm_s"] = {k: round(float(v), 9) for k, v in self.exposed_comm_s.items()}
         d["time_breakdown_s"] = {k: round(float(v), 9) for k, v in self.time_breakdown_s.items()}
+        d["memory_gib"] = {k: round(float(v), 9) for k, v in self.memory_gib.items()}
         return d

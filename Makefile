@@ -24,7 +24,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_sweep.py
 
 # every study under experiments/: run.py writes results.csv, plot.py draws from it (see each README)
-STUDIES = moge_vs_moe a2a_flat_vs_hierarchical ultra_moe_config_search npu_vs_gpu validation
+STUDIES = moge_vs_moe a2a_flat_vs_hierarchical ultra_moe_config_search npu_vs_gpu zero_sharding validation
 
 experiments: setup
 	@for s in $(STUDIES); do \

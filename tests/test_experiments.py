@@ -31,6 +31,7 @@ FIGURES = {
     "moge_vs_moe": ["imbalance_vs_ep.png", "step_time_vs_ep.png", "p_imbalance_vs_tokens.png"],
     "a2a_flat_vs_hierarchical": ["a2a_share_vs_nodes.png", "a2a_time_vs_ep.png"],
     "validation": ["validation.png"],
+    "zero_sharding": ["zero_throughput_vs_devices.png", "zero_memory_256.png"],
 }
 
 
@@ -76,6 +77,20 @@ def test_skew_sensitivity_runs_both_presets(tmp_path):
     assert list(df["skew"]) == ["aux_loss", "aux_loss_dynamic"]
     assert df["max_over_mean"].iloc[1] > df["max_over_mean"].iloc[0] > 1.0
     assert df["error_pct"].iloc[1] > df["error_pct"].iloc[0]
+
+
+def test_zero_sharding_csv(outputs):
+    """Reduced run: 256 GPUs, ZeRO-1/2/3 x fp32/bf16. The memory parts add up to the peak, only the
+    weights differ between ZeRO-2 and ZeRO-3, and ZeRO-3 with fp32 reductions is the slowest."""
+    df = pd.read_csv(outputs["zero_sharding"] / "results.csv")
+    assert len(df) == 6 and set(df["zero_stage"]) == {1, 2, 3}
+    parts = df[["weights_gib", "gradients_gib", "optimizer_gib", "activations_gib", "transient_gib"]].sum(axis=1)
+    assert ((parts - df["peak_memory_gib"]).abs() < 1e-6).all()
+    z = df.set_index(["zero_stage", "grad_reduce_dtype"])
+    assert z.loc[(3, "bf16"), "weights_gib"] < z.loc[(2, "bf16"), "weights_gib"] / 5
+    assert z.loc[(3, "bf16"), "gradients_gib"] == pytest.approx(z.loc[(2, "bf16"), "gradients_gib"])
+    assert z.loc[(2, "bf16"), "gradients_gib"] < z.loc[(1, "bf16"), "gradients_gib"] / 5
+    assert df["step_time_s"].idxmax() == df.index[(df["zero_stage"] == 3) & (df["grad_reduce_dtype"] == "fp32")][0]
 
 
 def test_a2a_csv(outputs):

@@ -22,7 +22,7 @@ import numpy as np
 
 from sim.engine.des import PHASE_OF, DESResult, StageLog
 from sim.engine.step import StepInputs
-from sim.schedule.pipeline import dualpipe, model_stage, schedule
+from sim.schedule.pipeline import dualpipe, microbatches_per_chunk, model_stage, schedule
 
 
 class _Cost:
@@ -228,8 +228,9 @@ def estimate(inp: StepInputs) -> DESResult:
             # over its backward), so a gather meets one that often and then gets half the link: 1 + u
             # longer on average. Where the link is the bottleneck (gathers + reductions exceed the
             # backward) the NIC bound below takes over, so u counts only the reductions that fit
-            # beside the gathers. What does not fit in the backward spills into the next forward and
-            # stretches its gathers the same way.
+            # beside the gathers; the rest spills into the next forward and stretches its gathers the
+            # same way. (Totals track the DES; in link-bound runs the forward/backward split of the
+            # exposed time does not: the DES charges the backward.)
             f_time = sum(costs[s, c, "F"].time for c in range(chunks))
             b_time = sum(costs[s, c, "B"].time for c in range(chunks))
             b_ag = sum(_gather_time(bc, pr.layout[ms][mc], "B")
@@ -351,7 +352,9 @@ def estimate(inp: StepInputs) -> DESResult:
             sends = 2 * chunks * p2p if inp.p2p.inter_bytes else 0.0   # the stage's own sends share the NIC
             if par.shard_parameters:       # ZeRO-3's gathers keep the NIC busy from the first forward on
                 first_b = 0.0
-            nic_end = ag + first_b + m * (grads[s] + sends + layer_ag[s])
+            # grads, sends and gathers are summed over the rank's chunks; each chunk runs
+            # microbatches_per_chunk of the m micro-batches (DualPipe: m / 2 each way)
+            nic_end = ag + first_b + microbatches_per_chunk(name, m) * (grads[s] + sends + layer_ag[s])
             dp = max(dp, nic_end - span)
         lg.exposed["dp"] += dp
         lg.exposed["pp_p2p"] += 2 * (pp - 1) * p2p / pp if pp > 1 else 0.0

@@ -191,8 +191,12 @@ class ParallelConfig(StrictModel):
         if self.recompute_modules is not None and self.recompute != "selective":
             raise ValueError(f"recompute_modules needs recompute 'selective' (got {self.recompute!r})")
         if self.shard_gradients and not (self.distributed_optimizer and self.overlap_grad_reduce):
-            raise ValueError("shard_gradients needs distributed_optimizer and overlap_grad_reduce (ZeRO-2 "
-                             "reduce-scatters each layer's gradients into the optimizer's shard as they complete)")
+            what = "shard_parameters (with shard_gradients)" if self.shard_parameters else "shard_gradients"
+            raise ValueError(f"{what} needs distributed_optimizer and overlap_grad_reduce (ZeRO-2/3 "
+                             "reduce-scatter each layer's gradients into the optimizer's shard as they complete)")
+        if self.shard_parameters and not self.overlap_param_gather:
+            raise ValueError("overlap_param_gather false does not apply with shard_parameters (ZeRO-3 gathers "
+                             "each layer's weights ahead of its use; there is no all-gather after the step)")
         if self.shard_parameters and not self.shard_gradients:
             raise ValueError("shard_parameters needs shard_gradients (ZeRO-3 shards the weights on top of the "
                              "gradients and optimizer states; FSDP optim_grads_params)")

@@ -71,6 +71,7 @@ class _Stage:
         self.since = 0.0
         self.compute_since: float | None = None
         self.comm_active = 0                  # in-layer collectives (tp, cp, ep_a2a) in flight
+        self.dp_wait_mark = 0.0               # end of the last weight-gather wait already counted as exposed
         self.trace = trace
 
     def _state(self) -> str:
@@ -177,7 +178,7 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             yield req
             start = env.now
             yield from push(st, c[2], c[3], c[4])
-        st.record("param_gather", "dp", start, "dp")
+        st.record("param_gather", "dp", start, "ag")
         done.succeed()
 
     def run_task(st: _Stage, task, paired: bool):
@@ -230,7 +231,12 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
                     next_gather()
                 else:
                     yield waits.pop()
-                st.log.exposed["dp"] += (env.now - w0) - min(env.now - w0, st.compute_done() - busy0)
+                # exposed: the wait not covered by compute, and not already counted for a paired
+                # task waiting over the same interval
+                waited = env.now - max(w0, st.dp_wait_mark)
+                if waited > 0:
+                    st.log.exposed["dp"] += waited - min(waited, st.compute_done() - busy0)
+                    st.dp_wait_mark = env.now
             elif kind == "grad":
                 if every_mb or (mb == last_mb and overlap_grads):
                     grad_events[s].append(env.process(grad_reduce(st, a, b)))

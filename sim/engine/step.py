@@ -62,8 +62,9 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: in
     for st in range(par.pp):
         chunks = programs.chunks[st]
         sp = stage_params(m, par, chunks)
-        shard = (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp) if par.distributed_optimizer \
-            else sp.dense + sp.expert
+        copies = 2 if par.schedule_name == "dualpipe" else 1     # the doubled groups of dp_groups
+        shard = (sp.dense / (par.dp * par.cp * copies) + sp.expert / (par.expert_dp * copies)) \
+            if par.distributed_optimizer else sp.dense + sp.expert
         opt.append(float(cm.memory_time(OPTIM_BYTES_MOVED * shard)))
         row = []
         for c in range(len(chunks)):

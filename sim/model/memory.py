@@ -176,20 +176,27 @@ def stage_memory(
     sp = stage_params(model, par, chunks)
     per_chunk = ((stage_params(model, par, [ch]), max(1, len(ch.layers))) for ch in chunks)
     layer = max(((p.dense + p.expert) / n for p, n in per_chunk), default=0.0)   # one layer's weights (mean of its chunk)
+    # the ranks a sharded state is split over: the data-parallel groups of sim.engine.program.dp_groups
+    # (DualPipe's two parameter copies double them: each rank holds a share of both its stages)
+    copies = 2 if par.schedule_name == "dualpipe" else 1
+    shard = sp.dense / (par.dp * par.cp * copies) + sp.expert / (par.expert_dp * copies)
+    grad_bytes = 2.0 if par.grad_reduce_in_bf16 else GRAD_BYTES      # --grad-reduce-in-bf16: bf16 grad buffers
     if par.shard_parameters:
         # ZeRO-3: the bf16 weights live sharded; whole ones exist for the layer computing and the one
-        # being gathered ahead (Megatron-FSDP --fsdp-double-buffer keeps two such buffers)
-        weights = WEIGHT_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp + 2 * layer)
+        # being gathered ahead (Megatron-FSDP --fsdp-double-buffer keeps two such buffers), per task
+        # running at once (two when a forward runs beside a backward)
+        paired = 2 if (par.schedule_name == "dualpipe" or par.a2a_overlap) else 1
+        weights = WEIGHT_BYTES * (shard + 2 * paired * layer)
     else:
         weights = WEIGHT_BYTES * (sp.dense + sp.expert)
     if par.shard_gradients:
-        # ZeRO-2: the fp32 gradient lives as the optimizer's shard; a layer's full gradient exists only
+        # ZeRO-2: the gradient lives as the optimizer's shard; a layer's full gradient exists only
         # until its reduce-scatter (one layer's worth counted: the one being reduced)
-        grads = GRAD_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp + layer)
+        grads = grad_bytes * (shard + layer)
     else:
-        grads = GRAD_BYTES * (sp.dense + sp.expert)
+        grads = grad_bytes * (sp.dense + sp.expert)
     if par.distributed_optimizer:
-        optim = OPTIM_BYTES * (sp.dense / (par.dp * par.cp) + sp.expert / par.expert_dp)
+        optim = OPTIM_BYTES * shard
     else:
         optim = OPTIM_BYTES * (sp.dense + sp.expert)
     per_mb = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-STREAMS = {"task": 0, "compute": 1, "comm": 2, "p2p": 3, "dp": 4}
+STREAMS = {"task": 0, "compute": 1, "comm": 2, "p2p": 3, "dp": 4, "ag": 5}   # ag: ZeRO-3 weight all-gathers
 
 
 def write_chrome_trace(events: list, path: str, dp_rank_note: str = "") -> None:

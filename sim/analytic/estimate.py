@@ -350,8 +350,10 @@ def estimate(inp: StepInputs) -> DESResult:
             else:
                 first_b = (s + min(m, pp - s - 1) + 1) * f_mean + (pp - s - 0.5) * b_task
             sends = 2 * chunks * p2p if inp.p2p.inter_bytes else 0.0   # the stage's own sends share the NIC
-            if par.shard_parameters:       # ZeRO-3's gathers keep the NIC busy from the first forward on
-                first_b = 0.0
+            if par.shard_parameters:
+                # ZeRO-3's gathers keep the NIC busy from the stage's first forward on, which waits for
+                # the stages before it (DualPipe feeds the pipeline from both ends)
+                first_b = (min(s, pp - 1 - s) if name == "dualpipe" else s) * f_mean
             # grads, sends and gathers are summed over the rank's chunks; each chunk runs
             # microbatches_per_chunk of the m micro-batches (DualPipe: m / 2 each way)
             nic_end = ag + first_b + microbatches_per_chunk(name, m) * (grads[s] + sends + layer_ag[s])

@@ -45,10 +45,10 @@ def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict, float]:
     t = comp = gather = 0.0
     exposed: dict = {}
     for kind, c, a, b, lat in segs:
+        if kind in skip or kind == "grad":
+            continue
         if kind == "fsdp_ag":
             gather += _comm_time(inp, c, a, b, lat)
-            continue
-        if kind in skip or kind == "grad":
             continue
         if kind in ("compute", "wgrad"):
             t += c
@@ -63,13 +63,12 @@ def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict, float]:
 def _block_costs(inp: StepInputs) -> dict:
     """(block, phase) -> (time, compute, exposed) of every distinct block of the run."""
     out = {}
-    wgrad_only = ("compute", "tp", "cp", "ep_a2a")
+    wgrad_only = ("compute", "tp", "cp", "ep_a2a", "fsdp_ag")   # a weight gradient X^T dY needs no weights
     for key, blk in inp.programs.blocks.items():
         out[key, "F"] = _task(inp, blk.fwd)
         out[key, "B"] = _task(inp, blk.bwd)
         out[key, "b"] = _task(inp, blk.bwd, skip=("wgrad",))
-        t, comp, ex, _ = _task(inp, blk.bwd, skip=wgrad_only)
-        out[key, "W"] = (t, comp, ex, 0.0)      # the weight gradients reuse the b task's gathered weights
+        out[key, "W"] = _task(inp, blk.bwd, skip=wgrad_only)
     return out
 
 

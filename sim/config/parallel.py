@@ -142,6 +142,14 @@ class ParallelConfig(StrictModel):
         return (self.tp * self.cp * self.dp) // (self.ep_effective * self.etp)
 
     @property
+    def state_shard_ranks(self) -> tuple[int, int]:
+        """(dense, expert) ranks that hold the same weights: the data-parallel groups that reduce their
+        gradients and over which sharded states (ZeRO-1/2/3) are split. DualPipe's two parameter
+        copies (ranks r and pp-1-r) double both: each rank holds a share of both its stages."""
+        copies = 2 if self.schedule_name == "dualpipe" else 1
+        return self.dp * self.cp * copies, self.expert_dp * copies
+
+    @property
     def num_microbatches(self) -> int:
         return self.global_batch_size // (self.micro_batch_size * self.dp)
 

@@ -72,12 +72,22 @@ class Part(NamedTuple):
 
 
 def dp_groups(par: ParallelConfig, comm: CommModel):
-    """(dense, expert) data-parallel groups of one device: the ranks that hold the same weights.
-    DualPipe's two parameter copies (ranks r and pp-1-r) sum their gradients too: the group doubles,
-    and the added members sit in another pipeline stage (another node)."""
-    copies = 2 if par.schedule_name == "dualpipe" else 1
-    return (comm.group(par.dp * par.cp * copies, par.tp),
-            comm.group(par.expert_dp * copies, par.ep_effective * par.etp))
+    """(dense, expert) data-parallel groups of one device (``ParallelConfig.state_shard_ranks``; under
+    DualPipe the added members sit in another pipeline stage, another node)."""
+    dense, expert = par.state_shard_ranks
+    return comm.group(dense, par.tp), comm.group(expert, par.ep_effective * par.etp)
+
+
+def weight_gather(comm: CommModel, groups, dense: float, expert: float) -> CommCost:
+    """All-gather of one block's bf16 weights (dense and expert elements on one device) over its
+    data-parallel groups: after a distributed-optimizer step, or under ZeRO-3 before each use."""
+    g_dense, g_expert = groups
+    c = ZERO
+    if dense and g_dense.size > 1:
+        c = c + comm.all_gather(g_dense, dense * PARAM_BYTES)
+    if expert and g_expert.size > 1:
+        c = c + comm.all_gather(g_expert, expert * PARAM_BYTES)
+    return c
 
 
 def _comm(kind: str, c: CommCost) -> Seg:
@@ -505,17 +515,13 @@ def build_programs(model: ModelConfig, par: ParallelConfig, work: Workload, rout
                     + norms + h * e.num_experts,                                                  # + router
                     (e.num_experts / par.ep_effective) * ffn_params(model, e.expert_ffn_hidden_size) / par.etp)
 
-    g_dense, g_expert = dp_groups(par, comm)
+    groups = dp_groups(par, comm)
 
     def gather(dense: float, expert: float = 0.0) -> list[Seg]:
         """ZeRO-3: the all-gather of a block's weights before its forward and before its backward."""
         if not par.shard_parameters:
             return []
-        c = ZERO
-        if dense and g_dense.size > 1:
-            c = c + comm.all_gather(g_dense, dense * PARAM_BYTES)
-        if expert and g_expert.size > 1:
-            c = c + comm.all_gather(g_expert, expert * PARAM_BYTES)
+        c = weight_gather(comm, groups, dense, expert)
         return [_comm("fsdp_ag", c)] if (c.intra_bytes or c.inter_bytes) else []
 
     def layer(key, make_parts, grad_dense: float, grad_expert: float = 0.0):

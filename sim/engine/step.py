@@ -9,12 +9,10 @@ import numpy as np
 from sim.cluster.compute import ComputeModel
 from sim.collectives.cost import CommCost, CommModel
 from sim.engine.constants import NUM_SAMPLES
-from sim.engine.program import ACT, PARAM_BYTES, Programs, build_programs, dp_groups
+from sim.engine.program import ACT, Programs, build_programs, dp_groups, weight_gather
 from sim.engine.spec import RunSpec
-from sim.model.memory import stage_params
+from sim.model.memory import grad_bytes, stage_params
 
-GRAD_REDUCE_BYTES = 4.0   # Megatron-LM reduces fp32 main_grad buffers for bf16 training (arguments.py:
-                          # bf16 implies accumulate_allreduce_grads_in_fp32) unless --grad-reduce-in-bf16
 OPTIM_BYTES_MOVED = 30.0  # per sharded parameter: read grad/master/m/v (16 B), write master/m/v (12 B), bf16 param (2 B)
 
 
@@ -37,7 +35,7 @@ class StepInputs:
         par = self.spec.parallel
         c = CommCost()
         fn = self.comm.reduce_scatter if par.distributed_optimizer else self.comm.all_reduce
-        nb = 2.0 if par.grad_reduce_in_bf16 else GRAD_REDUCE_BYTES
+        nb = grad_bytes(par)
         if dense and self.dp_group_dense.size > 1:
             c = c + fn(self.dp_group_dense, dense * nb)
         if expert and self.dp_group_expert.size > 1:
@@ -57,29 +55,19 @@ def build_step(spec: RunSpec, num_samples: int = NUM_SAMPLES, routing_layers: in
     tsp = par.micro_batch_size * w.seq_len / par.cp / (par.tp if (par.sequence_parallel and par.tp > 1) else 1)
     pp_stride = par.tp * par.cp * par.dp
     p2p = comm.p2p(tsp * m.hidden_size * ACT, inter_node=pp_stride >= comm.dpn or par.pp * pp_stride > comm.dpn)
-    g_dense, g_expert = dp_groups(par, comm)
+    groups = g_dense, g_expert = dp_groups(par, comm)
+    dense_ranks, expert_ranks = par.state_shard_ranks
     opt, pg = [], []
     for st in range(par.pp):
         chunks = programs.chunks[st]
         sp = stage_params(m, par, chunks)
-        copies = 2 if par.schedule_name == "dualpipe" else 1     # the doubled groups of dp_groups
-        shard = (sp.dense / (par.dp * par.cp * copies) + sp.expert / (par.expert_dp * copies)) \
-            if par.distributed_optimizer else sp.dense + sp.expert
+        shard = (sp.dense / dense_ranks + sp.expert / expert_ranks) if par.distributed_optimizer \
+            else sp.dense + sp.expert
         opt.append(float(cm.memory_time(OPTIM_BYTES_MOVED * shard)))
-        row = []
-        for c in range(len(chunks)):
-            blocks = []
-            if par.distributed_optimizer and not par.shard_parameters:   # ZeRO-3 gathers per layer instead
-                for key in programs.layout[st][c][0]:
-                    dense, expert = block_weights(programs.blocks[key])
-                    cost = CommCost()
-                    if g_dense.size > 1 and dense:
-                        cost = cost + comm.all_gather(g_dense, dense * PARAM_BYTES)
-                    if g_expert.size > 1 and expert:
-                        cost = cost + comm.all_gather(g_expert, expert * PARAM_BYTES)
-                    blocks.append(cost)
-            row.append(blocks)
-        pg.append(row)
+        gathered = par.distributed_optimizer and not par.shard_parameters   # ZeRO-3 gathers per layer instead
+        pg.append([[weight_gather(comm, groups, *block_weights(programs.blocks[key]))
+                    for key in programs.layout[st][c][0]] if gathered else []
+                   for c in range(len(chunks))])
     if par.schedule_name == "dualpipe":
         # rank r holds model stage r (chunk 0) and stage pp-1-r (chunk 1): two parameter copies
         opt = [opt[r] + opt[par.pp - 1 - r] for r in range(par.pp)]

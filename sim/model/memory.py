@@ -34,6 +34,13 @@ class StageParams:
     expert: float     # routed-expert parameters on this device (sharded over expert_dp)
 
 
+def grad_bytes(par: ParallelConfig) -> float:
+    """Bytes per gradient element of Megatron's gradient buffers, which the data-parallel reductions
+    move: fp32 main_grad for bf16 training (arguments.py: bf16 implies accumulate_allreduce_grads_in_fp32),
+    bf16 with --grad-reduce-in-bf16."""
+    return 2.0 if par.grad_reduce_in_bf16 else GRAD_BYTES
+
+
 def stage_params(model: ModelConfig, par: ParallelConfig, chunks: list[Chunk]) -> StageParams:
     """Parameters on one device of a pipeline stage (all its virtual chunks)."""
     h, tp = model.hidden_size, par.tp
@@ -176,11 +183,9 @@ def stage_memory(
     sp = stage_params(model, par, chunks)
     per_chunk = ((stage_params(model, par, [ch]), max(1, len(ch.layers))) for ch in chunks)
     layer = max(((p.dense + p.expert) / n for p, n in per_chunk), default=0.0)   # one layer's weights (mean of its chunk)
-    # the ranks a sharded state is split over: the data-parallel groups of sim.engine.program.dp_groups
-    # (DualPipe's two parameter copies double them: each rank holds a share of both its stages)
-    copies = 2 if par.schedule_name == "dualpipe" else 1
-    shard = sp.dense / (par.dp * par.cp * copies) + sp.expert / (par.expert_dp * copies)
-    grad_bytes = 2.0 if par.grad_reduce_in_bf16 else GRAD_BYTES      # --grad-reduce-in-bf16: bf16 grad buffers
+    dense_ranks, expert_ranks = par.state_shard_ranks
+    shard = sp.dense / dense_ranks + sp.expert / expert_ranks       # this rank's share of sharded states
+    gb = grad_bytes(par)
     if par.shard_parameters:
         # ZeRO-3: the bf16 weights live sharded; whole ones exist for the layer computing and the one
         # being gathered ahead (Megatron-FSDP --fsdp-double-buffer keeps two such buffers), per task
@@ -192,9 +197,9 @@ def stage_memory(
     if par.shard_gradients:
         # ZeRO-2: the gradient lives as the optimizer's shard; a layer's full gradient exists only
         # until its reduce-scatter (one layer's worth counted: the one being reduced)
-        grads = grad_bytes * (shard + layer)
+        grads = gb * (shard + layer)
     else:
-        grads = grad_bytes * (sp.dense + sp.expert)
+        grads = gb * (sp.dense + sp.expert)
     if par.distributed_optimizer:
         optim = OPTIM_BYTES * shard
     else:

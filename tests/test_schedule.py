@@ -10,6 +10,7 @@ import pytest
 from sim.engine.run import simulate
 from sim.engine.spec import make_runspec
 from sim.schedule.pipeline import dependency, dualpipe, has_consumer, pair_steady_state, schedule
+from tests.helpers import device_only
 
 MOE = dict(name="tiny-moe", num_layers=8, hidden_size=1024, num_attention_heads=8, ffn_hidden_size=2048,
            vocab_size=4096, attention="mha", activation="swiglu",
@@ -75,7 +76,7 @@ def test_pairing_keeps_the_order():
 def _spec(**par):
     p = dict(devices=32, pp=4, ep=8, global_batch_size=64, micro_batch_size=1, recompute="none")
     p.update(par)
-    return make_runspec(dict(model=MOE, hardware="h800", parallel=p, workload=dict(seq_len=1024),
+    return make_runspec(dict(model=MOE, hardware=device_only("h800"), parallel=p, workload=dict(seq_len=1024),
                              routing=dict(seed=3)))
 
 

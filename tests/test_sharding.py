@@ -19,6 +19,7 @@ from sim.errors import UserError
 from sim.model.memory import WEIGHT_BYTES, stage_memory, stage_params
 from sim.model.partition import partition
 from sim.schedule.pipeline import microbatches_per_chunk, model_stage
+from tests.helpers import device_only
 
 GPT = dict(name="gpt-small", num_layers=4, hidden_size=2048, num_attention_heads=16, ffn_hidden_size=8192,
            vocab_size=32000, attention="mha", activation="gelu")
@@ -35,7 +36,7 @@ def _spec(model=None, hardware="h100-sxm", work=None, routing=None, **par):
     p = dict(devices=16, tp=1, pp=1, global_batch_size=32, micro_batch_size=1, recompute="none",
              distributed_optimizer=True)
     p.update(par)
-    return make_runspec(dict(model=model or GPT, hardware=hardware, parallel=p,
+    return make_runspec(dict(model=model or GPT, hardware=device_only(hardware), parallel=p,
                              workload=work or dict(seq_len=2048), routing=routing or dict(mode="balanced")))
 
 

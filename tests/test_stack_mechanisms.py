@@ -20,6 +20,7 @@ from sim.engine.spec import make_runspec
 from sim.engine.step import build_step
 from sim.errors import UserError
 from sim.model.memory import layer_activation_bytes
+from tests.helpers import device_only
 
 GPT = dict(name="gpt-small", num_layers=4, hidden_size=2048, num_attention_heads=16, ffn_hidden_size=8192,
            vocab_size=32000, attention="mha", activation="gelu")
@@ -29,7 +30,7 @@ def _spec(work=None, model=None, hardware="a100-80g", routing=None, **par):
     p = dict(devices=8, tp=1, pp=1, global_batch_size=16, micro_batch_size=1, recompute="none",
              distributed_optimizer=False)
     p.update(par)
-    return make_runspec(dict(model=model or GPT, hardware=hardware, parallel=p,
+    return make_runspec(dict(model=model or GPT, hardware=device_only(hardware), parallel=p,
                              workload=work or dict(seq_len=2048), routing=routing or dict(mode="balanced")))
 
 

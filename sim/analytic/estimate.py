@@ -28,10 +28,10 @@ from sim.schedule.pipeline import dualpipe, microbatches_per_chunk, model_stage,
 class _Cost:
     """Time, compute and exposed communication of one task kind, averaged over routing samples."""
 
-    __slots__ = ("time", "compute", "exposed")
+    __slots__ = ("time", "compute", "exposed", "host")
 
-    def __init__(self, time=0.0, compute=0.0, exposed=None):
-        self.time, self.compute, self.exposed = time, compute, exposed or {}
+    def __init__(self, time=0.0, compute=0.0, exposed=None, host=0.0):
+        self.time, self.compute, self.exposed, self.host = time, compute, exposed or {}, host
 
 
 def _comm_time(inp: StepInputs, c: float, a: float, b: float, lat: float) -> float:
@@ -39,13 +39,21 @@ def _comm_time(inp: StepInputs, c: float, a: float, b: float, lat: float) -> flo
     return c + lat + max(a / inp.comm.intra_bw, b / inp.comm.nic_bw)
 
 
-def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict, float]:
-    """(time, compute, exposed communication by kind, ZeRO-3 gather seconds) of a segment list; the
-    gathers are prefetched on their own stream, so they are returned apart (``_mean_cost``)."""
+def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict, float, tuple]:
+    """(time, compute, exposed communication by kind, ZeRO-3 gather seconds, host steps) of a segment
+    list; the gathers are prefetched on their own stream, so they are returned apart (``_mean_cost``).
+    Host steps: ((device seconds since the previous step, host seconds or -1 for a sync), ...), the
+    device time after the last step not included; empty without host markers."""
     t = comp = gather = 0.0
+    since = 0.0
+    steps: list = []
     exposed: dict = {}
     for kind, c, a, b, lat in segs:
         if kind in skip or kind == "grad":
+            continue
+        if kind in ("host", "hsync"):
+            steps.append((t - since, c if kind == "host" else -1.0))
+            since = t
             continue
         if kind == "fsdp_ag":
             gather += _comm_time(inp, c, a, b, lat)
@@ -57,13 +65,38 @@ def _task(inp: StepInputs, segs, skip=()) -> tuple[float, float, dict, float]:
             d = _comm_time(inp, c, a, b, lat)
             t += d
             exposed[kind] = exposed.get(kind, 0.0) + d
-    return t, comp, exposed, gather
+    return t, comp, exposed, gather, tuple(steps)
+
+
+def _alone(cost: tuple) -> float:
+    """A block's seconds played from an idle host and device (its host waits included)."""
+    t, hs = cost[0], cost[4]
+    return _host_play(0.0, 0.0, t, hs)[0] if hs else t
+
+
+def _host_play(end: float, hclock: float, t: float, steps: tuple) -> tuple[float, float, float]:
+    """(device end, host clock, device seconds waiting for the host) after a block of device time t
+    with host steps, from a device end and host clock (the DES's host markers, in closed form)."""
+    wait = 0.0
+    done = 0.0
+    for d, h in steps:
+        end += d
+        done += d
+        if h < 0:
+            hclock = max(hclock, end)
+        else:
+            hclock += h
+            if hclock > end:
+                wait += hclock - end
+                end = hclock
+    return end + (t - done), hclock, wait
 
 
 def _block_costs(inp: StepInputs) -> dict:
     """(block, phase) -> (time, compute, exposed) of every distinct block of the run."""
     out = {}
-    wgrad_only = ("compute", "tp", "cp", "ep_a2a", "fsdp_ag")   # a weight gradient X^T dY needs no weights
+    # a weight gradient X^T dY needs no weights; its issue time is counted with the input gradient's
+    wgrad_only = ("compute", "tp", "cp", "ep_a2a", "fsdp_ag", "host", "hsync")
     for key, blk in inp.programs.blocks.items():
         out[key, "F"] = _task(inp, blk.fwd)
         out[key, "B"] = _task(inp, blk.bwd)
@@ -82,15 +115,20 @@ def _mean_cost(bc: dict, layout, ph: str, weights, gather_stretch: float = 1.0) 
         if w == 0:
             continue
         end = ready = 0.0            # end: the previous block's end; ready: when the next gather may start
+        hclock = 0.0                 # when the host has issued the task's kernels so far
         for key in layout[j]:
-            t, comp, ex, g = bc[key, ph]
+            t, comp, ex, g, hs = bc[key, ph]
             if g:
                 done = ready + g * gather_stretch
                 if done > end:
                     out.exposed["dp"] = out.exposed.get("dp", 0.0) + w * (done - end)
                     end = done
                 ready = end          # this block starts now: the next gather may begin
-            end += t
+            if hs:
+                end, hclock, wait = _host_play(end, hclock, t, hs)
+                out.host += w * wait
+            else:
+                end += t
             out.compute += w * comp
             for k, v in ex.items():
                 out.exposed[k] = out.exposed.get(k, 0.0) + w * v
@@ -113,7 +151,7 @@ def _reduction_tail(inp: StepInputs, bc: dict, costs: dict, s: int, chunks: int,
     for c in reversed(range(chunks)):
         ms, mc = model_stage(name, pp, s, c)
         for key in reversed(pr.layout[ms][mc][0]):
-            t += bc[key, "B"][0]
+            t += _alone(bc[key, "B"])
             g = grad_of[key]
             if g[0] or g[1]:
                 queue = max(queue, t) + reduce_time(g)
@@ -134,7 +172,7 @@ def _interleave(inp: StepInputs, a_segs, b_segs, slow: float) -> float:
     transfer in flight), communication segments run on the task's own chain."""
     def steps(segs):
         return [(True, c) if kind in ("compute", "wgrad") else (False, _comm_time(inp, c, a, b, lat))
-                for kind, c, a, b, lat in segs if kind not in ("grad", "fsdp_ag")]   # gathers: prefetched
+                for kind, c, a, b, lat in segs if kind not in ("grad", "fsdp_ag", "host", "hsync")]   # gathers: prefetched
 
     chains = (steps(a_segs), steps(b_segs))
     ready = [0.0, 0.0]               # when each chain is ready for its next segment
@@ -268,6 +306,7 @@ def estimate(inp: StepInputs) -> DESResult:
                     k = costs[s, c, ph]
                     t += k.time
                     logs[s].phases[PHASE_OF[ph]] += k.time
+                    logs[s].host_wait_s += k.host
                     for kk, v in k.exposed.items():
                         ex[kk] += v
                 else:
@@ -301,11 +340,13 @@ def estimate(inp: StepInputs) -> DESResult:
                 for c in range(vpp):
                     ph_time["forward"] += m * costs[s, c, "F"].time
                     ph_time["backward"] += m * costs[s, c, "B"].time
+                    logs[s].host_wait_s += m * (costs[s, c, "F"].host + costs[s, c, "B"].host)
             else:
                 for slot in slot_lists[s]:
                     if len(slot) == 1:
                         ph, c, _ = slot[0]
                         ph_time[PHASE_OF[ph]] += costs[s, c, ph].time
+                        logs[s].host_wait_s += costs[s, c, ph].host
                     else:
                         ph_time["overlapped"] += pair(s, *slot)
             per.append(sum(ph_time.values()) / m)   # one micro-batch through all of the stage's chunks, F + B
@@ -329,7 +370,7 @@ def estimate(inp: StepInputs) -> DESResult:
             for key, cost in zip(pr.layout[ms][mc][0], inp.param_gather[s][c], strict=False):
                 ag += inp.comm.time(cost)
                 ag_exposed = max(ag_exposed, ag - t)
-                t += bc[key, "F"][0]
+                t += _alone(bc[key, "F"])
         if not par.overlap_param_gather:      # one blocking all-gather after the optimizer step
             ag_exposed = ag
         if overlap and name != "dualpipe" and not every_mb:

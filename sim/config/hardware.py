@@ -128,6 +128,27 @@ class CollectiveEfficiency(StrictModel):
     all_to_all_inter: float = Field(0.7, description="All-to-all across nodes (unit: fraction)", gt=0, le=1)
 
 
+class HostSpec(StrictModel):
+    """CPU time an eager training framework spends issuing one layer part's kernels (Python, the
+    dispatcher, autograd, the launches), forward and backward, measured with
+    benchmarks/gpu/layer_host.py (fit: sim.cluster.host_fit). A stream cannot run ahead of its host:
+    see sim.engine.program (host markers) for how the executors use these."""
+
+    cpu: str = Field(description="The host CPU the numbers were measured on (unit: none)")
+    attention_us: tuple[float, float] = Field(description="Attention block: norm, QKV, RoPE, attention, projection, residual; (forward, backward) (unit: us)")
+    mlp_us: tuple[float, float] = Field(description="Dense SwiGLU MLP block, or a shared expert; (forward, backward) (unit: us)")
+    moe_us: tuple[float, float] = Field(description="MoE block's part that does not grow with local experts: norm, router, top-k, token-count copy, permutation, combine; (forward, backward) (unit: us)")
+    moe_per_expert_us: tuple[float, float] = Field(description="MoE block's part per local expert (its GEMM launches); (forward, backward) (unit: us)")
+    router_share: float = Field(description="Share of moe_us's forward issued before the token-count copy (the router and top-k) (unit: fraction)", ge=0, le=1)
+
+    @field_validator("attention_us", "mlp_us", "moe_us", "moe_per_expert_us")
+    @classmethod
+    def _nonneg(cls, v):
+        if any(x < 0 for x in v):
+            raise ValueError("host times must be >= 0")
+        return v
+
+
 class HardwareProfile(StrictModel):
     """A cluster made of one device type."""
 
@@ -138,6 +159,7 @@ class HardwareProfile(StrictModel):
     node: NodeSpec
     scale_out: ScaleOutSpec
     collective_efficiency: CollectiveEfficiency = Field(default_factory=CollectiveEfficiency)
+    host: HostSpec | None = Field(None, description="Host issue costs of an eager framework; absent: the host is never the bottleneck (unit: none)")
 
     @model_validator(mode="after")
     def _check(self) -> HardwareProfile:

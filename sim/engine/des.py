@@ -45,6 +45,7 @@ class StageLog:
     busy_s: float = 0.0                      # wall time with at least one task running
     compute_s: float = 0.0
     exposed: dict = field(default_factory=lambda: defaultdict(float))
+    host_wait_s: float = 0.0                 # the stream idle, waiting for the host to issue kernels
     phases: dict = field(default_factory=lambda: defaultdict(float))
     last_task_end: float = 0.0
     end: float = 0.0
@@ -212,8 +213,18 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
 
         next_gather()
         n_ag = 0
+        hclock = env.now                      # when the host has issued the task's kernels so far
         for kind, t, a, b, lat in segs:
-            if kind == "compute" or kind == "wgrad":
+            if kind == "host":                # the part just played cannot end before its host issued it
+                hclock += t
+                if env.now < hclock:
+                    h0 = env.now
+                    yield env.timeout(hclock - h0)
+                    st.log.host_wait_s += env.now - h0
+                    st.record(f"host:{ph}{mb}", "host", h0, "compute")
+            elif kind == "hsync":             # the host waits for the device (token counts)
+                hclock = max(hclock, env.now)
+            elif kind == "compute" or kind == "wgrad":
                 with st.compute.request() as req:
                     yield req
                     t0 = env.now

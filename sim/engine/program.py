@@ -10,6 +10,14 @@ A segment is a tuple ``(kind, compute_s, intra_bytes, inter_bytes, latency_s)``:
 - "cast" pieces (FP8 quantization kernels) carry their own backward time, like "core";
 - "grad": marks where a layer's gradients are complete (intra_bytes holds the dense gradient
   element count, inter_bytes the expert one; compute_s unused);
+- "host" (profiles with a ``host`` block): the CPU time to issue the kernels of the part it ends
+  (forward s, backward s, like "core"). The executors keep a host clock per task, started with the
+  task and advanced by each marker; a part cannot finish before the host has issued it, so the
+  device waits when the host falls behind (many small kernels: fine-grained experts, high TP, short
+  sequences) and the host runs ahead, banking time, while large kernels run;
+- "hsync": the host waits for the device (the dropless token dispatcher copies the per-expert token
+  counts to the host to size its buffers): the host clock catches up with the device, so time the
+  host banked before it is lost;
 - "fsdp_ag" (ZeRO-3 only): the all-gather of a block's weights that the segments after it need. It
   runs on its own stream one block ahead: the task's first gather starts with the task, each next one
   when the block before it starts computing (two whole-weight buffers, as the memory model counts),
@@ -60,6 +68,7 @@ ELEM_BWD = 2.0            # memory-bound backward / forward bytes (reads saved i
 
 Seg = tuple  # (kind, compute_s, intra_bytes, inter_bytes, latency_s)
 COMPUTE_PIECES = ("gemm", "core", "elem", "cast")
+HSYNC: Seg = ("hsync", 0.0, 0.0, 0.0, 0.0)
 
 
 class Part(NamedTuple):
@@ -201,6 +210,32 @@ class ProgramBuilder:
         self.wb = 1.0 if self.fp8 else 2.0                               # GEMM weight bytes read
         self.tp_group = comm.group(par.tp, 1)
         self.cp_group = comm.group(par.cp, par.tp)
+
+    # ---- host issue time (profiles with a host block) -----------------------------------------
+    def host(self, fwd_us: float, bwd_us: float) -> list[Seg]:
+        """The marker ending a part whose kernels take the host fwd_us / bwd_us to issue."""
+        if self.cm.hw.host is None:
+            return []
+        return [("host", fwd_us * 1e-6, bwd_us * 1e-6, 0.0, 0.0)]
+
+    def host_redo(self, segs: list[Seg], recompute: list[Seg]) -> list[Seg]:
+        """The host marker of a selective recompute: the part's forward issue time in proportion to
+        the compute pieces it re-runs (ASSUMPTION: the recomputed kernels cost the host what the
+        part's kernels cost on average)."""
+        issue = sum(sg[1] for sg in segs if sg[0] == "host")
+        n_all = sum(1 for sg in segs if sg[0] in COMPUTE_PIECES)
+        n_re = sum(1 for sg in recompute if sg[0] in COMPUTE_PIECES)
+        if not issue or not n_re or not n_all:
+            return []
+        return [("host", issue * n_re / n_all, 0.0, 0.0, 0.0)]
+
+    @property
+    def host_sync(self) -> list[Seg]:
+        """The dropless dispatcher's token-count copy to the host (Megatron-Core's all-to-all and DeepEP
+        dispatchers; ASSUMPTION: capacity-factor runs pad to capacity, static shapes and no copy)."""
+        if self.cm.hw.host is None or self.r.mode == "capacity":
+            return []
+        return [HSYNC]
 
     # ---- building blocks -------------------------------------------------------------
     def gemm(self, flops: float, n_gemm: int, params: float, low_precision: bool = True) -> float:
@@ -350,6 +385,10 @@ class ProgramBuilder:
             exposed = max(0.0, self.comm.time(c) - t_core)                 # ring attention overlaps KV passing
             segs.append(("cp", exposed, 0.0, 0.0, 0.0))
         segs.append(_comm("tp", self.overlapped(self.tp_reduce, t_out, TP_RS_SPLITS)))
+        hs = self.cm.hw.host
+        if hs is not None:
+            segs += self.host(*hs.attention_us)
+            recompute = recompute + self.host_redo(segs, recompute)
         return Part(segs, proj + core, recompute, re_flops)
 
     def ffn(self, ffn: int) -> Part:
@@ -365,10 +404,13 @@ class ProgramBuilder:
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_gemm - t_fc2, self.tp)), _piece("elem", t_norm),
                 *casts, _piece("gemm", t_gemm), *self.sm_margin(t_fc2, TP_RS_SM_FC2), _piece("elem", t_act),
                 _comm("tp", self.overlapped(self.tp_reduce, t_fc2, TP_RS_SPLITS))]
+        hs = self.cm.hw.host
+        if hs is not None:
+            segs += self.host(*hs.mlp_us)
         if "mlp" in mods:                           # the whole FFN block, its TP collectives included
             return Part(segs, flops, list(segs), flops)
         recompute = [_piece("elem", t) for t, mod in ((t_norm, "layernorm"), (t_act, "mlp_act")) if mod in mods]
-        return Part(segs, flops, recompute, 0.0)
+        return Part(segs, flops, recompute + self.host_redo(segs, recompute), 0.0)
 
     @cached_property
     def dense_ffn(self) -> Part:
@@ -416,10 +458,22 @@ class ProgramBuilder:
         quant = [("cast", self.mem(fp8_cast_bytes(self.tsp * self.m.hidden_size, 0.0, 0.0, ACT)[0]), 0.0, 0.0, 0.0)] \
             if self.fp8 else []
         expert_cast = [("cast", float(rc.expert_cast_fwd_s[li, s]), float(rc.expert_cast_bwd_s[li, s]), 0.0, 0.0)] if self.fp8 else []
-        segs = pieces + [*quant, dispatch, *expert_cast, _piece("gemm", rc.expert_gemm_s[li, s]),
-                         _piece("elem", rc.expert_elem_s[li, s]), combine]
+        hs = self.cm.hw.host
+        pre_host, post_host = [], []
+        if hs is not None:
+            # the router's share of the block's issue time comes before the token-count copy; the
+            # rest, the local experts' GEMM launches and a shared expert's kernels after it
+            e_loc = self.m.moe.num_experts / self.p.ep_effective
+            shared = self.m.moe.num_shared_experts > 0
+            f = hs.moe_us[0] + hs.moe_per_expert_us[0] * e_loc + (hs.mlp_us[0] if shared else 0.0)
+            b = hs.moe_us[1] + hs.moe_per_expert_us[1] * e_loc + (hs.mlp_us[1] if shared else 0.0)
+            pre_host = self.host(hs.moe_us[0] * hs.router_share, 0.0)
+            post_host = self.host(f - hs.moe_us[0] * hs.router_share, b)
+        segs = pieces + pre_host + self.host_sync + [*quant, dispatch, *expert_cast, _piece("gemm", rc.expert_gemm_s[li, s]),
+                                                     _piece("elem", rc.expert_elem_s[li, s]), combine]
         if self.tp > 1 and self.m.moe.num_shared_experts:
             segs.append(_comm("tp", self.tp_reduce))
+        segs += post_host
         flops = flops + float(rc.expert_flops_mean[li, s])
         if "moe" in self.p.recomputed:
             # the whole MoE block (router, dispatch, experts, combine) runs again (Megatron-Core
@@ -427,7 +481,7 @@ class ProgramBuilder:
             return Part(segs, flops, list(segs), flops)
         if "moe_act" in self.p.recomputed:      # the routed experts' activation function (SwiGLU output)
             recompute = recompute + [_piece("elem", rc.expert_elem_s[li, s])]
-        return Part(segs, flops, recompute, re_flops)
+        return Part(segs, flops, recompute + self.host_redo(segs, recompute), re_flops)
 
 
 def tensor_time(pieces: list[Seg], recomputed: list[Seg]) -> tuple[float, float]:
@@ -441,15 +495,31 @@ def tensor_time(pieces: list[Seg], recomputed: list[Seg]) -> tuple[float, float]
 
 
 def to_forward(pieces: list[Seg]) -> list[Seg]:
-    return [("compute", p[1], 0.0, 0.0, 0.0) if p[0] in COMPUTE_PIECES else p for p in pieces]
+    out = []
+    for p in pieces:
+        if p[0] in COMPUTE_PIECES:
+            out.append(("compute", p[1], 0.0, 0.0, 0.0))
+        elif p[0] == "host":
+            out.append(("host", p[1], 0.0, 0.0, 0.0))
+        else:
+            out.append(p)
+    return out
 
 
 def to_backward(pieces: list[Seg]) -> list[Seg]:
     """The backward of a layer's forward pieces: reversed; communication repeated (AG <-> RS and
-    dispatch <-> combine swap roles but move the same bytes)."""
+    dispatch <-> combine swap roles but move the same bytes). A part's host marker, which ends its
+    forward, ends its backward; the backward has no token-count copy (the splits are known)."""
     out: list[Seg] = []
+    pending: Seg | None = None
     for k, c, a, b, lat in reversed(pieces):
-        if k == "gemm":
+        if k == "host":
+            if pending is not None:
+                out.append(pending)
+            pending = ("host", a, 0.0, 0.0, 0.0)
+        elif k == "hsync":
+            continue
+        elif k == "gemm":
             out.append(("compute", c, 0.0, 0.0, 0.0))      # data gradient
             out.append(("wgrad", c, 0.0, 0.0, 0.0))        # weight gradient
         elif k in ("core", "cast"):    # (kind, forward s, backward s, 0, 0): attention core, FP8 casts, TP-overlap SM margin
@@ -458,6 +528,8 @@ def to_backward(pieces: list[Seg]) -> list[Seg]:
             out.append(("compute", ELEM_BWD * c, 0.0, 0.0, 0.0))
         else:
             out.append((k, c, a, b, lat))
+    if pending is not None:
+        out.append(pending)
     return out
 
 
@@ -466,7 +538,7 @@ def merge(segs: list[Seg]) -> list[Seg]:
     out: list[Seg] = []
     for sg in segs:
         k = sg[0]
-        if k not in ("compute", "wgrad", "grad") and sg[1] == 0 and sg[2] == 0 and sg[3] == 0:
+        if k not in ("compute", "wgrad", "grad", "hsync") and sg[1] == 0 and sg[2] == 0 and sg[3] == 0:
             continue
         if k in ("compute", "wgrad") and out and out[-1][0] == k:
             out[-1] = (k, out[-1][1] + sg[1], 0.0, 0.0, 0.0)

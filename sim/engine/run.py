@@ -89,5 +89,6 @@ def simulate(spec: RunSpec, executor: str = "des", trace_path: str | None = None
     span = res.pipeline_span_s
     rep.bubble_fraction = sum((span - st.busy_s) / span for st in res.stages) / len(res.stages)
     rep.exposed_comm_s = {k: sum(st.exposed.get(k, 0.0) for st in res.stages) / len(res.stages) for k in KINDS}
+    rep.host_wait_s = sum(st.host_wait_s for st in res.stages) / len(res.stages)
     rep.time_breakdown_s = {k: sum(st.phases.get(k, 0.0) for st in res.stages) / len(res.stages) for k in PHASES}
     return rep

@@ -21,6 +21,7 @@ class StepReport:
     hfu: float | None = None
     bubble_fraction: float | None = None
     exposed_comm_s: dict = field(default_factory=dict)
+    host_wait_s: float | None = None   # mean per stage: the device idle, waiting for the host to issue kernels (profiles with a host block)
     time_breakdown_s: dict = field(default_factory=dict)   # mean per stage: what each instant of the step ran
     imbalance_score: float | None = None
     max_over_mean_device_load: float | None = None

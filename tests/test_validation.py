@@ -37,15 +37,13 @@ XFAIL = {
     "megatron-gpt-1.7b-32xa100": "158.9 vs 137 TFLOPS (megatron_2104 convention) (+16.0%)",
     "megatron-gpt-145.6b-1536xa100": "175.1 vs 148 TFLOPS (megatron_2104 convention) (+18.3%)",
     "megatron-gpt-1t-3072xa100": "194.6 vs 163 TFLOPS (megatron_2104 convention) (+19.4%)",
-    "qwen3-235b-256xh100-tp4ep8pp8": "16.54 s vs 29 s published (-43.0%)",
-    "qwen3-235b-256xh100-tp2ep8pp32-a2a": "17.05 s vs 24.2 s published (-29.6%)",
-    "qwen3-235b-seq16k-dropless": "294.4 vs 237 TFLOPS (megatron_core convention) (+24.2%)",
-    "qwen3-235b-seq32k-dropless": "322.3 vs 277 TFLOPS (megatron_core convention) (+16.4%)",
-    "dgxc-gpt3-175b-2048xh100": "7.583 s vs 9.02 s published (-15.9%)",
+    "qwen3-235b-256xh100-tp2ep8pp32-a2a": "19.24 s vs 24.2 s published (-20.5%)",
+    "qwen3-235b-seq16k-dropless": "292.8 vs 237 TFLOPS (megatron_core convention) (+23.5%)",
+    "qwen3-235b-seq32k-dropless": "320.5 vs 277 TFLOPS (megatron_core convention) (+15.7%)",
     "megatron-22b-sp-selective-8xa100": "0.9323 s vs 1.1 s published (-15.2%)",
     "megatron-175b-sp-selective-64xa100": "11.59 s vs 13.75 s published (-15.7%)",
 }
-MEDIAN_XFAIL = "median |error| 9.2% over 35 entries (11.3% over the 14 of issue 6)"
+MEDIAN_XFAIL = "median |error| 8.1% over 35 entries (11.1% over the 14 of issue 6)"
 
 # full-size simulations that take more than ~2 s each (seconds measured on the 2-core dev machine)
 SLOW_ENTRIES = {

@@ -267,7 +267,7 @@ def test_cli_unknown_entry(capsys):
 # The DeepSeek-V3 step breakdown (issue target: forward, backward and bubble each within 25%).
 BREAKDOWN_TOL_PCT = 25.0
 BREAKDOWN_XFAIL = {
-    "time_breakdown_s.bubble": "1.05 s vs 2.06 s published (-49.0%), mean over the 16 stages",
+    "time_breakdown_s.bubble": "1.24 s vs 2.06 s published (-39.6%), mean over the 16 stages",
 }
 
 

@@ -13,15 +13,14 @@ from sim.engine.run import simulate
 from sim.engine.spec import make_runspec
 from sim.engine.step import build_step
 from sim.schedule.pipeline import interleaved, one_f_one_b
+from tests.helpers import device_only
 
 TINY_MODEL = dict(name="tiny", num_layers=4, hidden_size=1024, num_attention_heads=8, ffn_hidden_size=4096,
                   vocab_size=1024, attention="mha", activation="gelu")
 
 
 def _hw(**over) -> dict:
-    from sim.config import load_hardware
-    d = load_hardware("h100-sxm").model_dump()
-    d["host"] = None        # the timelines here are counted by hand from the device's work (host: tests/test_host.py)
+    d = device_only("h100-sxm")   # the timelines here are counted by hand from the device's work
     for k, v in over.items():
         sect, key = k.split("__")
         d[sect][key] = v

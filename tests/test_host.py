@@ -18,6 +18,7 @@ from sim.config import load_hardware, load_model
 from sim.engine.run import simulate
 from sim.engine.spec import make_runspec
 from sim.engine.step import build_step
+from tests.helpers import device_only
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = os.path.join(ROOT, "hw_profiles", "measurements", "h100-sxm-2026-11-23", "parts.csv")
@@ -27,10 +28,7 @@ GPT = dict(name="gpt-small", num_layers=4, hidden_size=2048, num_attention_heads
 
 def _hw(**host):
     hw = load_hardware("h100-sxm").model_dump()
-    if host.pop("none", False):
-        hw["host"] = None
-    else:
-        hw["host"].update(host)
+    hw["host"].update(host)
     return hw
 
 
@@ -76,7 +74,7 @@ def test_host_play_banks_and_sync_drops_the_lead():
 @pytest.mark.parametrize("executor", ["des", "analytic"])
 def test_no_host_block_and_zero_costs_agree(executor):
     """A profile without a host block and one whose host costs are zero give the same step."""
-    a = simulate(_spec(_hw(none=True)), executor=executor)
+    a = simulate(_spec(device_only("h100-sxm")), executor=executor)
     b = simulate(_spec(_hw(attention_us=(0, 0), mlp_us=(0, 0), moe_us=(0, 0), moe_per_expert_us=(0, 0))),
                  executor=executor)
     assert a.step_time_s == pytest.approx(b.step_time_s, rel=1e-12)
@@ -92,7 +90,7 @@ def test_host_bound_step_is_the_issue_time(executor):
     rep = simulate(spec, executor=executor)
     m = spec.parallel.num_microbatches
     issue = m * GPT["num_layers"] * 4 * big * 1e-6
-    free = simulate(_spec(_hw(none=True)), executor=executor).step_time_s
+    free = simulate(_spec(device_only("h100-sxm")), executor=executor).step_time_s
     assert issue <= rep.step_time_s <= issue + free
     assert rep.host_wait_s == pytest.approx(rep.step_time_s - free, rel=0.25)
 
@@ -102,7 +100,7 @@ def test_device_bound_step_barely_moves():
     move the step by under 1%."""
     wide = dict(GPT, hidden_size=8192, num_attention_heads=64, ffn_hidden_size=32768)
     with_host = simulate(_spec(_hw(), model=wide, seq_len=8192)).step_time_s
-    without = simulate(_spec(_hw(none=True), model=wide, seq_len=8192)).step_time_s
+    without = simulate(_spec(device_only("h100-sxm"), model=wide, seq_len=8192)).step_time_s
     assert without <= with_host <= without * 1.01
 
 
@@ -121,7 +119,7 @@ def test_fine_grained_moe_at_high_tp_is_host_bound_and_executors_agree(par):
     GPU time); the screen tracks the DES within 8% (its DP tail and first-forward waits see the host
     only block by block)."""
     des = simulate(_moe_spec(_hw(), **par))
-    free = simulate(_moe_spec(_hw(none=True), **par))
+    free = simulate(_moe_spec(device_only("h100-sxm"), **par))
     assert des.step_time_s > free.step_time_s
     assert des.host_wait_s > 0.2 * des.step_time_s
     ana = simulate(_moe_spec(_hw(), **par), executor="analytic")

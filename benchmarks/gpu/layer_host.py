@@ -205,9 +205,9 @@ def profile_pass(torch, fn, device):
     return len(ks), sum(k[2] for k in ks) / 1e6, [(n, d) for _, n, d in ks]
 
 
-def run_case(torch, name, cfg, tp, ep, tokens, moe, device, dtype, iters, parts_only=False):
+def run_case(torch, cfg, tp, ep, tokens, moe, device, dtype, iters):
     c = shard(cfg, tp, ep)
-    P, fns = build(torch, c, tokens, moe, device, dtype)
+    _, fns = build(torch, c, tokens, moe, device, dtype)
     g = torch.Generator(device=device).manual_seed(1)
     x = torch.randn(tokens // tp, c["hidden"], device=device, dtype=dtype, generator=g).requires_grad_()
     gy = torch.randn(tokens // tp, c["hidden"], device=device, dtype=dtype, generator=g)
@@ -240,7 +240,7 @@ def time_passes(torch, fn, x, gy, iters, device) -> tuple[float, float]:
 def measure_part(torch, c, part, tokens, device, dtype, iters):
     """Kernels and wall seconds of one part's forward and backward at tiny shapes (the wall is host time)."""
     moe = part == "moe"
-    P, fns = build(torch, c, tokens, moe, device, dtype)
+    _, fns = build(torch, c, tokens, moe, device, dtype)
     x = torch.randn(tokens // c["tp"], c["hidden"], device=device, dtype=dtype).requires_grad_()
     gy = torch.randn_like(x)
     fn = fns[part]
@@ -308,7 +308,7 @@ def main(argv=None) -> int:
                 cfg["ffn"] = 64 * tp
             t0 = time.perf_counter()
             try:
-                c, res = run_case(torch, name, cfg, tp, ep, tokens, moe, device, dtype, iters)
+                c, res = run_case(torch, cfg, tp, ep, tokens, moe, device, dtype, iters)
                 for ph, (k, gs, wall, kern) in res.items():
                     row = dict(device=dev_name, host_cpu=host, torch=torch.__version__, case=name, tp=tp, ep=ep,
                                tokens=tokens, local_experts=c.get("local_experts", ""), **{"pass": ph},

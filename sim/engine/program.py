@@ -107,6 +107,11 @@ def _piece(kind: str, t: float) -> Seg:
     return (kind, float(t), 0.0, 0.0, 0.0)
 
 
+def _host_marker(fwd_us: float, bwd_us: float) -> list[Seg]:
+    """A part's host marker: its kernels take the host fwd_us / bwd_us to issue."""
+    return [("host", fwd_us * 1e-6, bwd_us * 1e-6, 0.0, 0.0)]
+
+
 @dataclass
 class Block:
     """One layer (or the embedding / LM-head extras) of a stage: its raw forward and backward
@@ -212,11 +217,11 @@ class ProgramBuilder:
         self.cp_group = comm.group(par.cp, par.tp)
 
     # ---- host issue time (profiles with a host block) -----------------------------------------
-    def host(self, fwd_us: float, bwd_us: float) -> list[Seg]:
-        """The marker ending a part whose kernels take the host fwd_us / bwd_us to issue."""
-        if self.cm.hw.host is None:
-            return []
-        return [("host", fwd_us * 1e-6, bwd_us * 1e-6, 0.0, 0.0)]
+    def host(self, part: str) -> list[Seg]:
+        """The marker ending a part whose kernels the profile's host block times (``HostSpec.<part>``:
+        attention_us, mlp_us); none without a host block."""
+        hs = self.cm.hw.host
+        return [] if hs is None else _host_marker(*getattr(hs, part))
 
     def host_redo(self, segs: list[Seg], recompute: list[Seg]) -> list[Seg]:
         """The host marker of a selective recompute: the part's forward issue time in proportion to
@@ -385,11 +390,8 @@ class ProgramBuilder:
             exposed = max(0.0, self.comm.time(c) - t_core)                 # ring attention overlaps KV passing
             segs.append(("cp", exposed, 0.0, 0.0, 0.0))
         segs.append(_comm("tp", self.overlapped(self.tp_reduce, t_out, TP_RS_SPLITS)))
-        hs = self.cm.hw.host
-        if hs is not None:
-            segs += self.host(*hs.attention_us)
-            recompute = recompute + self.host_redo(segs, recompute)
-        return Part(segs, proj + core, recompute, re_flops)
+        segs += self.host("attention_us")
+        return Part(segs, proj + core, recompute + self.host_redo(segs, recompute), re_flops)
 
     def ffn(self, ffn: int) -> Part:
         m, t, tp = self.m, self.t, self.tp
@@ -404,9 +406,7 @@ class ProgramBuilder:
         segs = [_comm("tp", self.overlapped(self.tp_gather, t_gemm - t_fc2, self.tp)), _piece("elem", t_norm),
                 *casts, _piece("gemm", t_gemm), *self.sm_margin(t_fc2, TP_RS_SM_FC2), _piece("elem", t_act),
                 _comm("tp", self.overlapped(self.tp_reduce, t_fc2, TP_RS_SPLITS))]
-        hs = self.cm.hw.host
-        if hs is not None:
-            segs += self.host(*hs.mlp_us)
+        segs += self.host("mlp_us")
         if "mlp" in mods:                           # the whole FFN block, its TP collectives included
             return Part(segs, flops, list(segs), flops)
         recompute = [_piece("elem", t) for t, mod in ((t_norm, "layernorm"), (t_act, "mlp_act")) if mod in mods]
@@ -467,8 +467,8 @@ class ProgramBuilder:
             shared = self.m.moe.num_shared_experts > 0
             f = hs.moe_us[0] + hs.moe_per_expert_us[0] * e_loc + (hs.mlp_us[0] if shared else 0.0)
             b = hs.moe_us[1] + hs.moe_per_expert_us[1] * e_loc + (hs.mlp_us[1] if shared else 0.0)
-            pre_host = self.host(hs.moe_us[0] * hs.router_share, 0.0)
-            post_host = self.host(f - hs.moe_us[0] * hs.router_share, b)
+            pre_host = _host_marker(hs.moe_us[0] * hs.router_share, 0.0)
+            post_host = _host_marker(f - hs.moe_us[0] * hs.router_share, b)
         segs = pieces + pre_host + self.host_sync + [*quant, dispatch, *expert_cast, _piece("gemm", rc.expert_gemm_s[li, s]),
                                                      _piece("elem", rc.expert_elem_s[li, s]), combine]
         if self.tp > 1 and self.m.moe.num_shared_experts:

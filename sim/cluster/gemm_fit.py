@@ -103,3 +103,18 @@ def curve_vs_measured(rows: list[Measured], hw: HardwareProfile, precision: str 
     w = np.array([max(r.share, 1e-12) for r, _ in pairs])
     ratio = np.array([p / r.efficiency for r, p in pairs])
     return float(np.sum(w * ratio) / np.sum(w)), pairs
+
+
+def monotone(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Least-squares non-decreasing fit of (x, efficiency) points sorted by x (pool adjacent violators):
+    a run of points whose efficiency falls as x grows takes its mean. For profiles built from a few
+    measured shapes, one point per shape, where a FLOP-only curve should not fall with size."""
+    blocks: list[list[float]] = []                     # [sum, count] per pooled run
+    for _, e in sorted(points):
+        blocks.append([e, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, n = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += n
+    ys = [s / n for s, n in blocks for _ in range(int(n))]
+    return [(x, y) for (x, _), y in zip(sorted(points), ys, strict=True)]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from sim.config.hardware import HardwareProfile
 
 
@@ -67,6 +69,8 @@ class CommModel:
         self.inter_lat = so.latency_us * 1e-6
         self.full_mesh = n.topology == "full_mesh"
         self.ce = ce
+        curve = np.asarray(ce.intra_node_by_size or [], dtype=float)     # (points, 2): bytes, fraction
+        self._by_size = (np.log(curve[:, 0]), curve[:, 1]) if len(curve) else None
 
     def group(self, size: int, stride: int) -> Group:
         return Group(size, stride, self.dpn)
@@ -95,6 +99,9 @@ class CommModel:
             # switch: a ring gets the device's full bandwidth. Full mesh: HCCL-style mesh algorithms
             # send to all g-1 peers at once over their dedicated links (a ring would use one link)
             share = self._intra_peer_share(g.size - 1)
+            if self._by_size is not None:      # measured end to end: the latency is inside the curve
+                eff = float(np.interp(np.log(nbytes), *self._by_size))
+                return CommCost(intra_bytes=vol / (eff * share))
             return CommCost(intra_bytes=vol / (self.ce.intra_node * share), latency_s=steps * self.intra_lat)
         return CommCost(inter_bytes=vol / self.ce.inter_node, latency_s=steps * self.inter_lat)
 

@@ -126,6 +126,18 @@ class CollectiveEfficiency(StrictModel):
     inter_node: float = Field(0.8, description="Ring/tree collectives across nodes (unit: fraction)", gt=0, le=1)
     all_to_all_intra: float = Field(0.7, description="All-to-all inside a node (unit: fraction)", gt=0, le=1)
     all_to_all_inter: float = Field(0.7, description="All-to-all across nodes (unit: fraction)", gt=0, le=1)
+    intra_node_by_size: list[tuple[float, float]] | None = Field(
+        None, description="Measured bus bandwidth of ring collectives inside a node by message size: (bytes of "
+        "the per-rank buffer, as nccl-tests' size column; achieved bus bandwidth as a fraction of "
+        "intra_node_bandwidth_GBps) points, interpolated in log(bytes), clamped at the ends. The measured "
+        "times include the per-step latency, so none is added. Absent: the flat intra_node fraction plus the "
+        "node's per-step latency (unit: bytes, fraction)", min_length=1,
+    )
+
+    @field_validator("intra_node_by_size")
+    @classmethod
+    def _size_curve(cls, v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        return v if v is None else _check_curve(v, "message sizes")
 
 
 class HostSpec(StrictModel):

@@ -79,8 +79,23 @@ def test_bandwidth_rises_with_size_and_reduce_scatter_is_half_an_all_reduce():
         assert comm.time(comm.all_gather(node, s)) == pytest.approx(ar / 2)
 
 
+def test_hopper_bus_bandwidth_curve_is_the_mean_of_the_measured_reduce_scatter_and_all_gather():
+    path = DATA.parent / "nccl-tests-h100-4gpu" / "busbw.csv"
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["bytes"]) >= 1024]     # below 1 KB the log prints 0.00
+    want = [(int(r["bytes"]), (float(r["reduce_scatter_busbw_GBps"]) + float(r["all_gather_busbw_GBps"])) / 2 / 450.0)
+            for r in rows]
+    for name in ("h100-sxm", "h200"):               # same NVLink4 links and NVSwitch (the h200 profile says so)
+        hw = load_hardware(name)
+        assert hw.node.intra_node_bandwidth_GBps == 450.0
+        got = hw.collective_efficiency.intra_node_by_size
+        assert [b for b, _ in got] == [b for b, _ in want]
+        for (_, e), (_, w) in zip(got, want, strict=True):
+            assert e == pytest.approx(w, rel=1e-6), name
+
+
 def test_a_profile_without_the_curve_keeps_flat_efficiency_and_per_step_latency():
-    hw = load_hardware("h100-sxm")
+    hw = load_hardware("h800")
     assert hw.collective_efficiency.intra_node_by_size is None
     comm = CommModel(hw)
     node = comm.group(8, 1)

@@ -74,7 +74,7 @@ def test_host_play_banks_and_sync_drops_the_lead():
 @pytest.mark.parametrize("executor", ["des", "analytic"])
 def test_no_host_block_and_zero_costs_agree(executor):
     """A profile without a host block and one whose host costs are zero give the same step."""
-    a = simulate(_spec(device_only("h100-sxm")), executor=executor)
+    a = simulate(_spec(dict(load_hardware("h100-sxm").model_dump(), host=None)), executor=executor)
     b = simulate(_spec(_hw(attention_us=(0, 0), mlp_us=(0, 0), moe_us=(0, 0), moe_per_expert_us=(0, 0))),
                  executor=executor)
     assert a.step_time_s == pytest.approx(b.step_time_s, rel=1e-12)

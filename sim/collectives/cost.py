@@ -71,6 +71,7 @@ class CommModel:
         self.ce = ce
         curve = np.asarray(ce.intra_node_by_size or [], dtype=float)     # (points, 2): bytes, fraction
         self._by_size = (np.log(curve[:, 0]), curve[:, 1]) if len(curve) else None
+        self._by_size_max = float(curve[:, 1].max()) if len(curve) else 0.0
 
     def group(self, size: int, stride: int) -> Group:
         return Group(size, stride, self.dpn)
@@ -99,9 +100,13 @@ class CommModel:
             # switch: a ring gets the device's full bandwidth. Full mesh: HCCL-style mesh algorithms
             # send to all g-1 peers at once over their dedicated links (a ring would use one link)
             share = self._intra_peer_share(g.size - 1)
-            if self._by_size is not None:      # measured end to end: the latency is inside the curve
+            if self._by_size is not None:
+                # measured end to end at this size: the bytes occupy the link at the curve's best rate,
+                # the rest of the measured time is latency (pipeline fill, protocol), which holds no link
                 eff = float(np.interp(np.log(nbytes), *self._by_size))
-                return CommCost(intra_bytes=vol / (eff * share))
+                best = self._by_size_max
+                return CommCost(intra_bytes=vol / (best * share),
+                                latency_s=vol / (self.intra_bw * share) * (1.0 / eff - 1.0 / best))
             return CommCost(intra_bytes=vol / (self.ce.intra_node * share), latency_s=steps * self.intra_lat)
         return CommCost(inter_bytes=vol / self.ce.inter_node, latency_s=steps * self.inter_lat)
 

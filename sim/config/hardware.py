@@ -129,9 +129,10 @@ class CollectiveEfficiency(StrictModel):
     intra_node_by_size: list[tuple[float, float]] | None = Field(
         None, description="Measured bus bandwidth of ring collectives inside a node by message size: (bytes of "
         "the per-rank buffer, as nccl-tests' size column; achieved bus bandwidth as a fraction of "
-        "intra_node_bandwidth_GBps) points, interpolated in log(bytes), clamped at the ends. The measured "
-        "times include the per-step latency, so none is added. Absent: the flat intra_node fraction plus the "
-        "node's per-step latency (unit: bytes, fraction)", min_length=1,
+        "intra_node_bandwidth_GBps) points, interpolated in log(bytes), clamped at the ends. A collective takes "
+        "the measured time at its size: its bytes hold the link at the curve's best fraction and the rest is "
+        "latency (no per-step latency is added). Absent: the flat intra_node fraction plus the node's per-step "
+        "latency (unit: bytes, fraction)", min_length=1,
     )
 
     @field_validator("intra_node_by_size")

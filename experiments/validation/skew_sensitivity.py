@@ -1,8 +1,10 @@
 """How much the routing-skew assumption moves the MoE entries: every entry with real (not forced)
-routing, run with its stated skew preset and with that preset's measured-dynamics variant
-(``aux_loss`` -> ``aux_loss_dynamic``, ``loss_free`` -> ``loss_free_dynamic``; sim/moe/skew.py).
+routing, run with the base skew preset and with its measured-dynamics variant (``aux_loss`` /
+``aux_loss_dynamic``, ``loss_free`` / ``loss_free_dynamic``; sim/moe/skew.py), whichever of the two
+the entry states.
 
-Writes skew_sensitivity.csv: name, metric, published, skew, predicted, error_pct, max_over_mean.
+Writes skew_sensitivity.csv: name, metric, published, skew, stated (the entry's own preset), predicted,
+error_pct, max_over_mean.
 Usage: python experiments/validation/skew_sensitivity.py [--out DIR] [--only PATTERN]   (~3 min)
 """
 
@@ -22,6 +24,7 @@ from sim.validate.runner import run_entry
 
 HERE = Path(__file__).resolve().parent
 DYNAMIC = {"aux_loss": "aux_loss_dynamic", "loss_free": "loss_free_dynamic"}
+STATIC = {v: k for k, v in DYNAMIC.items()}
 
 
 def main(argv=None) -> int:
@@ -37,7 +40,8 @@ def main(argv=None) -> int:
         routing = e.run.get("routing", {})
         if not fnmatch.fnmatch(e.name, args.only) or routing.get("mode", "dropless") == "balanced":
             continue
-        base = routing.get("skew", default_skew)
+        stated = routing.get("skew", default_skew)
+        base = STATIC.get(stated, stated)
         if base not in DYNAMIC or not entry_runspec(e).model.is_moe:
             continue
         for skew in (base, DYNAMIC[base]):
@@ -45,7 +49,7 @@ def main(argv=None) -> int:
             entry.run.setdefault("routing", {})["skew"] = skew
             r = run_entry(entry)
             rows.append(dict(name=e.name, metric=r.metric, published=r.published, skew=skew,
-                             predicted=r.predicted, error_pct=r.error_pct,
+                             stated=skew == stated, predicted=r.predicted, error_pct=r.error_pct,
                              max_over_mean=r.report.max_over_mean_device_load))
             print(f"{e.name:46s} {skew:18s} {r.error_pct:+7.1f}%  max/mean {rows[-1]['max_over_mean']:.2f}", flush=True)
     pd.DataFrame(rows).to_csv(out / "skew_sensitivity.csv", index=False, float_format="%.6g")

@@ -29,6 +29,7 @@ from sim.cluster.link import SharedLink
 from sim.engine.step import StepInputs
 from sim.schedule.pipeline import (
     dependency,
+    dualpipe_ops,
     has_consumer,
     microbatches_per_chunk,
     model_stage,
@@ -49,6 +50,7 @@ class StageLog:
     phases: dict = field(default_factory=lambda: defaultdict(float))
     last_task_end: float = 0.0
     end: float = 0.0
+    done: bool = False
 
 
 @dataclass
@@ -114,8 +116,12 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     tr: list | None = [] if trace else None
     stages = [_Stage(env, s, inp, tr) for s in range(pp)]
     ready: dict = {}                      # (phase, stage, chunk, mb) -> event (activation/gradient arrived)
+    posted: dict = {}                     # same key -> event (its receiver has posted the receive)
     arrived_dur: dict = {}                # same key -> p2p transfer duration
     slots = schedule(name, pp, vpp, m, overlap=par.a2a_overlap)
+    # DualPipe issues its point-to-point traffic as explicit groups (sim.schedule.pipeline.dualpipe_ops);
+    # the other schedules send each output as soon as it is ready into an unbounded buffer
+    ops = [dualpipe_ops(pp, m, s) for s in range(pp)] if name == "dualpipe" else None
     chunks_per_rank = 2 if name == "dualpipe" else vpp
     last_mb = microbatches_per_chunk(name, m) - 1
     progs = inp.programs
@@ -129,10 +135,10 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     overlap_params = inp.spec.parallel.overlap_param_gather
     held = defaultdict(lambda: [0.0, 0.0])     # stage -> gradient elements (dense, expert) not yet reduced
 
-    def ev(key):
-        if key not in ready:
-            ready[key] = env.event()
-        return ready[key]
+    def ev(key, table=ready):
+        if key not in table:
+            table[key] = env.event()
+        return table[key]
 
     def push(st: _Stage, intra, inter, lat):
         """Latency, then the bytes through the stage's scale-up link and NIC at once."""
@@ -262,12 +268,14 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         if ph == "W":
             return
         key = ("F" if ph == "F" else "B", s, c, mb)
-        if has_consumer(ph, s, c, pp, vpp, name):
-            env.process(p2p_send(st, key))   # activation (F) or gradient (B) to the neighbour stage
-        else:
+        if not has_consumer(ph, s, c, pp, vpp, name):
             ev(key).succeed()                # consumed on this stage (the last stage's own backward)
+        elif ops is None:
+            env.process(p2p_send(st, key))   # activation (F) or gradient (B) to the neighbour stage
 
     def p2p_send(st: _Stage, key):
+        if ops is not None:                  # a p2p group completes once the receiver has posted its side
+            yield ev(key, posted)
         start = env.now
         c = inp.p2p
         yield from push(st, c.intra_bytes, c.inter_bytes, c.latency_s)
@@ -277,12 +285,46 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         if not e.triggered:
             e.succeed()
 
-    def pipeline_stage(st: _Stage):
-        for slot in slots[st.idx]:
-            if len(slot) == 1:
-                yield env.process(run_task(st, slot[0], False))
+    def run_slot(st: _Stage, slot):
+        if len(slot) == 1:
+            yield env.process(run_task(st, slot[0], False))
+        else:
+            yield env.all_of([env.process(run_task(st, t, True)) for t in slot])
+
+    def commit(st: _Stage, queued):
+        """Post the queued receives and sends as one group and wait for all of them (DualPipe)."""
+        waits, keys = [], []
+        for kind, task in queued:
+            if kind == "recv":
+                key = dependency(task, st.idx, pp, vpp, name)
+                ev(key, posted).succeed()
+                waits.append(ev(key))
             else:
-                yield env.all_of([env.process(run_task(st, t, True)) for t in slot])
+                ph, c, mb = task
+                key = (ph, st.idx, c, mb)
+                waits.append(env.process(p2p_send(st, key)))
+            keys.append(key)
+        t0 = env.now
+        yield env.all_of(waits)
+        waited = env.now - t0
+        if waited > 0:                   # the part of the wait that is transfer time, not the neighbour's lateness
+            st.log.exposed["pp_p2p"] += min(waited, max(arrived_dur.get(k, 0.0) for k in keys))
+
+    def pipeline_stage(st: _Stage):
+        if ops is None:
+            for slot in slots[st.idx]:
+                yield from run_slot(st, slot)
+        else:
+            queued: list = []
+            for op in ops[st.idx]:
+                if op[0] == "run":
+                    yield from run_slot(st, op[1])
+                elif op[0] == "commit":
+                    if queued:
+                        yield from commit(st, queued)
+                        queued = []
+                else:
+                    queued.append(op)
         st._close()
         t0 = env.now
         if any(held[st.idx]):
@@ -302,6 +344,7 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         st.log.phases["optimizer"] += env.now - t0
         st.since = env.now
         st.log.end = env.now
+        st.log.done = True
 
     for st in stages:
         work = []
@@ -314,6 +357,8 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             env.process(param_gather(st, work))
         env.process(pipeline_stage(st))
     env.run()
+    if not all(st.log.done for st in stages):     # a schedule whose waits form a cycle: a bug, not an input error
+        raise RuntimeError(f"pipeline schedule {name!r} deadlocked (pp {pp}, {m} micro-batches)")
     step = max(st.log.end for st in stages)
     for st in stages:                          # a stage that finished early idles until the step ends
         st.log.phases["bubble"] += step - st.log.end

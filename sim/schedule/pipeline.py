@@ -72,63 +72,149 @@ def pair_steady_state(order: list[Task]) -> list[Slot]:
     return slots
 
 
-def dualpipe(pp: int, m: int, rank: int) -> list[Slot]:
-    """DualPipe (DeepSeek-V3 report sec. 3.2.1; deepseek-ai/DualPipe): rank r holds model stage r
-    as chunk 0 (micro-batches flowing down) and stage pp-1-r as chunk 1 (flowing up). The eight
-    phases, counted by the rank's distance h from the nearer pipeline end:
-    nF0, nF0F1, nB1W1F1, nF0B1F1B0 (main, forward/backward pairs), nB1F1B0, nB1B0, nWB0, nW.
-    "0" is the chunk whose pipeline starts at the rank's own end. Zero-bubble backwards ("b")
-    defer their weight gradients to a later W.
+Op = tuple    # ("recv", task) | ("send", task) | ("commit",) | ("run", slot)
+
+
+def dualpipe_ops(pp: int, m: int, rank: int) -> list[Op]:
+    """DualPipe (DeepSeek-V3 report sec. 3.2.1) as its reference implementation issues it
+    (deepseek-ai/DualPipe, dualpipe/dualpipe.py): rank r holds model stage r as chunk 0
+    (micro-batches flowing down) and stage pp-1-r as chunk 1 (flowing up). The eight phases, counted
+    by the rank's distance h from the nearer pipeline end: nF0, nF0F1, nB1W1F1, nF0B1F1B0 (main,
+    forward/backward pairs), nB1F1B0, nB1B0, nWB0, nW. "0" is the chunk whose pipeline starts at the
+    rank's own end. Zero-bubble backwards ("b") defer their weight gradients to a later W.
+
+    Point-to-point traffic is explicit, as the implementation batches it: ("recv", task) queues the
+    receive of a task's input (an activation for "F", a gradient for "B"), ("send", task) queues the
+    send of a task's output, and ("commit",) posts everything queued as one NCCL group and waits for
+    all of it before the next compute. A send therefore completes only once the neighbour has posted
+    the matching receive (NCCL p2p calls block until their group completes). The order of queues and
+    commits, including the receives posted ahead of time (the next forward's input during nF0F1 and
+    nB1W1F1) and the middle ranks' unpaired first main-phase pair, follows the implementation.
     """
     half_pp, half_m = pp // 2, m // 2
     h = min(rank, pp - 1 - rank)
-    near, far = (0, 1) if rank < half_pp else (1, 0)
-    nf = {near: 0, far: 0}      # next forward micro-batch per chunk
-    nb = {near: 0, far: 0}      # next backward
-    nw: list[Task] = []         # deferred weight-gradient tasks, oldest first
-    slots: list[Slot] = []
+    middle = h == half_pp - 1
+    chunk_of = (0, 1) if rank < half_pp else (1, 0)     # phase 0: the chunk starting at the rank's own end
+    nxt = {k: [0, 0] for k in ("F", "B", "rf", "rb", "sf", "sb")}
+    nw: list[Task] = []                                  # deferred weight-gradient tasks, oldest first
+    ops: list[Op] = []
 
-    def F(c: int) -> Task:
-        nf[c] += 1
-        return ("F", c, nf[c] - 1)
+    def first(c: int) -> bool:                           # the rank is this chunk's first pipeline stage
+        return rank == (0 if c == 0 else pp - 1)
 
-    def B(c: int, zb: bool = False) -> Task:
-        nb[c] += 1
+    def last(c: int) -> bool:
+        return rank == (pp - 1 if c == 0 else 0)
+
+    def take(kind: str, c: int) -> int:
+        nxt[kind][c] += 1
+        return nxt[kind][c] - 1
+
+    def recv_f(p: int):
+        c = chunk_of[p]
+        if not first(c):
+            ops.append(("recv", ("F", c, take("rf", c))))
+
+    def recv_b(p: int):
+        c = chunk_of[p]
+        if not last(c):
+            ops.append(("recv", ("B", c, take("rb", c))))
+
+    def send_f(p: int):
+        c = chunk_of[p]
+        if not last(c):
+            ops.append(("send", ("F", c, take("sf", c))))
+
+    def send_b(p: int):
+        c = chunk_of[p]
+        if not first(c):
+            ops.append(("send", ("B", c, take("sb", c))))
+
+    def F(p: int) -> Task:
+        c = chunk_of[p]
+        return ("F", c, take("F", c))
+
+    def B(p: int, zb: bool = False) -> Task:
+        c = chunk_of[p]
+        mb = take("B", c)
         if zb:
-            nw.append(("W", c, nb[c] - 1))
-            return ("b", c, nb[c] - 1)
-        return ("B", c, nb[c] - 1)
+            nw.append(("W", c, mb))
+            return ("b", c, mb)
+        return ("B", c, mb)
 
-    def W() -> Task:
-        return nw.pop(0)
+    def fwd(p: int, recv: bool = True, send: bool = True):
+        if recv:
+            recv_f(p)
+        ops.append(("commit",))
+        ops.append(("run", (F(p),)))
+        if send:
+            send_f(p)
+
+    def bwd(p: int, zb: bool = False, recv: bool = True, send: bool = True):
+        if recv:
+            recv_b(p)
+        ops.append(("commit",))
+        ops.append(("run", (B(p, zb),)))
+        if send:
+            send_b(p)
+
+    def fwd_bwd(p0: int, p1: int, recv0: bool = True):
+        if recv0:
+            recv_f(p0)
+        recv_b(p1)
+        ops.append(("commit",))
+        ops.append(("run", (F(p0), B(p1))))
+        send_f(p0)
+        send_b(p1)
+
+    def weight():
+        ops.append(("commit",))
+        ops.append(("run", (nw.pop(0),)))
 
     for _ in range((half_pp - h - 1) * 2):                 # 1: nF0
-        slots.append((F(near),))
-    for _ in range(h + 1):                                  # 2: nF0F1
-        slots.append((F(near),))
-        slots.append((F(far),))
+        fwd(0)
+    recv_f(0)                                               # 2: nF0F1, each next forward's input ahead
+    for i in range(h + 1):
+        fwd(0, recv=False, send=middle)
+        recv_f(0)
+        fwd(1, send=not middle or i < h)
+        if not middle:
+            send_f(0)
     for _ in range(half_pp - h - 1):                        # 3: nB1W1F1 (zero bubble)
-        slots.append((B(far, zb=True),))
-        slots.append((W(),))
-        slots.append((F(far),))
-    for _ in range(half_m - pp + h + 1):                    # 4: nF0B1F1B0, overlapped pairs
-        slots.append((F(near), B(far)))
-        slots.append((F(far), B(near)))
+        bwd(1, zb=True)
+        recv_f(1)
+        weight()
+        fwd(1, recv=False)
+    for i in range(half_m - pp + h + 1):                    # 4: nF0B1F1B0, overlapped pairs
+        if i == 0 and middle:                               # the implementation runs this pair apart
+            fwd(0, recv=False, send=False)
+            send_f(1)
+            bwd(1, send=False)
+            send_f(0)
+            send_b(1)
+        else:
+            fwd_bwd(0, 1, recv0=i != 0)
+        fwd_bwd(1, 0)
     for _ in range(half_pp - h - 1):                        # 5: nB1F1B0
-        slots.append((B(far),))
-        slots.append((F(far), B(near)))
+        bwd(1)
+        fwd_bwd(1, 0)
     k = 0
     for _ in range(h + 1):                                  # 6: nB1B0, the second half zero bubble
-        slots.append((B(far, zb=k >= h + 1),))
+        bwd(1, zb=k >= h + 1)
         k += 1
-        slots.append((B(near, zb=k >= h + 1),))
+        bwd(0, zb=k >= h + 1)
         k += 1
     for _ in range(half_pp - h - 1):                        # 7: nWB0
-        slots.append((W(),))
-        slots.append((B(near, zb=True),))
+        weight()
+        bwd(0, zb=True)
     while nw:                                               # 8: nW
-        slots.append((W(),))
-    return slots
+        weight()
+    ops.append(("commit",))
+    return ops
+
+
+def dualpipe(pp: int, m: int, rank: int) -> list[Slot]:
+    """The compute slots of ``dualpipe_ops``, in order."""
+    return [op[1] for op in dualpipe_ops(pp, m, rank) if op[0] == "run"]
 
 
 def schedule(name: str, pp: int, vpp: int, m: int, overlap: bool = False) -> list[list[Slot]]:

@@ -309,6 +309,7 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         waited = env.now - t0
         if waited > 0:                   # the part of the wait that is transfer time, not the neighbour's lateness
             st.log.exposed["pp_p2p"] += min(waited, max(arrived_dur.get(k, 0.0) for k in keys))
+            st.record("wait p2p group", "pp_p2p", t0, "p2p")
 
     def pipeline_stage(st: _Stage):
         if ops is None:

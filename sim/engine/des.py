@@ -13,6 +13,11 @@ ZeRO-3's per-layer weight all-gathers run on a stream of their own, one block ah
 (the next gather starts when the block before it starts), and a block waits for its own. Data-parallel replicas are symmetric and represented by one; the
 EP ranks of a stage enter as the hottest rank's costs, prepared with numpy (engine.routing_costs).
 
+Pipeline sends: under 1F1B and interleaved a task's output leaves as soon as the task ends, into an
+unbounded buffer. DualPipe walks its implementation's op list (``schedule.pipeline.dualpipe_ops``):
+receives and sends queue up and go out as one group at each commit, which waits for the whole group
+before the next compute, and a send moves no bytes until its receiver has posted the receive.
+
 Every instant of a stage's step is attributed to one state (``PHASES``): idle (the pipeline
 bubble), forward, backward, weight-gradient, overlapped forward+backward, or optimizer (the
 tail after the stage's last task: waiting for the gradient reduction, then the update).

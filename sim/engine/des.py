@@ -123,10 +123,12 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
     ready: dict = {}                      # (phase, stage, chunk, mb) -> event (activation/gradient arrived)
     posted: dict = {}                     # same key -> event (its receiver has posted the receive)
     arrived_dur: dict = {}                # same key -> p2p transfer duration
-    slots = schedule(name, pp, vpp, m, overlap=par.a2a_overlap)
-    # DualPipe issues its point-to-point traffic as explicit groups (sim.schedule.pipeline.dualpipe_ops);
-    # the other schedules send each output as soon as it is ready into an unbounded buffer
-    ops = [dualpipe_ops(pp, m, s) for s in range(pp)] if name == "dualpipe" else None
+    # each stage's op list: DualPipe issues its point-to-point traffic as explicit groups
+    # (sim.schedule.pipeline.dualpipe_ops); the other schedules only run slots, and each output leaves
+    # as soon as it is ready, into an unbounded buffer
+    grouped = name == "dualpipe"
+    ops = [dualpipe_ops(pp, m, s) for s in range(pp)] if grouped else \
+        [[("run", slot) for slot in row] for row in schedule(name, pp, vpp, m, overlap=par.a2a_overlap)]
     chunks_per_rank = 2 if name == "dualpipe" else vpp
     last_mb = microbatches_per_chunk(name, m) - 1
     progs = inp.programs
@@ -275,11 +277,11 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
         key = ("F" if ph == "F" else "B", s, c, mb)
         if not has_consumer(ph, s, c, pp, vpp, name):
             ev(key).succeed()                # consumed on this stage (the last stage's own backward)
-        elif ops is None:
+        elif not grouped:
             env.process(p2p_send(st, key))   # activation (F) or gradient (B) to the neighbour stage
 
     def p2p_send(st: _Stage, key):
-        if ops is not None:                  # a p2p group completes once the receiver has posted its side
+        if grouped:                          # a p2p group completes once the receiver has posted its side
             yield ev(key, posted)
         start = env.now
         c = inp.p2p
@@ -317,20 +319,16 @@ def simulate_des(inp: StepInputs, trace: bool = False) -> DESResult:
             st.record("wait p2p group", "pp_p2p", t0, "p2p")
 
     def pipeline_stage(st: _Stage):
-        if ops is None:
-            for slot in slots[st.idx]:
-                yield from run_slot(st, slot)
-        else:
-            queued: list = []
-            for op in ops[st.idx]:
-                if op[0] == "run":
-                    yield from run_slot(st, op[1])
-                elif op[0] == "commit":
-                    if queued:
-                        yield from commit(st, queued)
-                        queued = []
-                else:
-                    queued.append(op)
+        queued: list = []
+        for op in ops[st.idx]:
+            if op[0] == "run":
+                yield from run_slot(st, op[1])
+            elif op[0] == "commit":
+                if queued:
+                    yield from commit(st, queued)
+                    queued = []
+            else:
+                queued.append(op)
         st._close()
         t0 = env.now
         if any(held[st.idx]):

@@ -35,7 +35,6 @@ MEDIAN_TOL_PCT = 8.0
 # (strict: an entry that starts passing must be taken off the list).
 XFAIL = {
     "qwen3-235b-256xh100-tp2ep8pp32-a2a": "19.31 s vs 24.2 s published (-20.2%)",
-    "qwen3-235b-seq16k-dropless": "290.1 vs 237 TFLOPS (megatron_core convention) (+22.4%)",
 }
 
 # full-size simulations that take more than ~2 s each (seconds measured on the 2-core dev machine)

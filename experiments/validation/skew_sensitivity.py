@@ -1,7 +1,7 @@
 """How much the routing-skew assumption moves the MoE entries: every entry with real (not forced)
-routing, run with the base skew preset and with its measured-dynamics variant (``aux_loss`` /
-``aux_loss_dynamic``, ``loss_free`` / ``loss_free_dynamic``; sim/moe/skew.py), whichever of the two
-the entry states.
+routing, run with the base skew preset and with its measured-dynamics variants (``aux_loss`` /
+``aux_loss_dynamic`` / ``global_batch_dynamic``, ``loss_free`` / ``loss_free_dynamic``;
+sim/moe/skew.py), whichever of them the entry states.
 
 Writes skew_sensitivity.csv: name, metric, published, skew, stated (the entry's own preset), predicted,
 error_pct, max_over_mean.
@@ -23,8 +23,9 @@ from sim.validate.load import entry_runspec, load_entries
 from sim.validate.runner import run_entry
 
 HERE = Path(__file__).resolve().parent
-DYNAMIC = {"aux_loss": "aux_loss_dynamic", "loss_free": "loss_free_dynamic"}
-STATIC = {v: k for k, v in DYNAMIC.items()}
+# each base preset and its measured variants (same popularity, measured per-micro-batch swings)
+VARIANTS = {"aux_loss": ("aux_loss_dynamic", "global_batch_dynamic"), "loss_free": ("loss_free_dynamic",)}
+BASE = {v: k for k, vs in VARIANTS.items() for v in vs}
 
 
 def main(argv=None) -> int:
@@ -41,10 +42,10 @@ def main(argv=None) -> int:
         if not fnmatch.fnmatch(e.name, args.only) or routing.get("mode", "dropless") == "balanced":
             continue
         stated = routing.get("skew", default_skew)
-        base = STATIC.get(stated, stated)
-        if base not in DYNAMIC or not entry_runspec(e).model.is_moe:
+        base = BASE.get(stated, stated)
+        if base not in VARIANTS or not entry_runspec(e).model.is_moe:
             continue
-        for skew in (base, DYNAMIC[base]):
+        for skew in (base, *VARIANTS[base]):
             entry = copy.deepcopy(e)
             entry.run.setdefault("routing", {})["skew"] = skew
             r = run_entry(entry)

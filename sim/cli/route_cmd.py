@@ -17,6 +17,7 @@ from sim.moe.metrics import balance_stats, imbalance_score
 from sim.moe.placement import place_experts
 from sim.moe.router import ROUTERS, SCORE_FUNCTIONS, count_routed, validate_router
 from sim.moe.skew import (
+    SKEW_PRESETS,
     batch_log_bias,
     drift_popularity,
     layer_popularity,
@@ -36,7 +37,7 @@ def add_parser(subparsers):
     p.add_argument("--devices", type=int, required=True, help="EP devices D (must divide N)")
     p.add_argument("--tokens", type=int, required=True, help="tokens per batch |X|")
     p.add_argument("--trials", type=int, required=True, help="batches to route")
-    p.add_argument("--skew", default="aux_loss", help="balanced | aux_loss | loss_free | aux_loss_dynamic | loss_free_dynamic | no_balancing | Dirichlet concentration")
+    p.add_argument("--skew", default="aux_loss", help=f"{' | '.join(SKEW_PRESETS)} | Dirichlet concentration")
     p.add_argument("--capacity-factor", type=float, default=None, help="expert capacity factor (default: dropless)")
     p.add_argument("--score-function", choices=SCORE_FUNCTIONS, default="softmax", help="router score function")
     p.add_argument("--seed", type=int, default=0, help="random seed")

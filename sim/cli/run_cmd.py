@@ -6,6 +6,7 @@ from sim.cli.output import add_format_arg, emit
 from sim.engine.run import simulate
 from sim.engine.spec import load_runspec, make_runspec
 from sim.errors import UserError
+from sim.moe.skew import SKEW_PRESETS
 
 PAR_FLAGS = {"devices": "devices", "tp": "tp", "pp": "pp", "vpp": "vpp", "ep": "ep", "cp": "cp",
              "mbs": "micro_batch_size", "gbs": "global_batch_size", "recompute": "recompute",
@@ -56,7 +57,7 @@ def add_parser(sub):
     p.add_argument("--tp-comm-overlap", action="store_true", default=None,
                    help="pipeline the sequence-parallel all-gather / reduce-scatter with their GEMMs (Megatron-Core --tp-comm-overlap)")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
-    p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, loss_free, aux_loss_dynamic, loss_free_dynamic, no_balancing) or a concentration")
+    p.add_argument("--skew", help=f"routing-skew preset ({', '.join(SKEW_PRESETS)}) or a concentration")
     p.add_argument("--a2a", choices=["flat", "hierarchical"])
     p.add_argument("--seed", type=int)
     p.add_argument("--executor", choices=["des", "analytic"], default="des")

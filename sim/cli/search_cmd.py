@@ -5,6 +5,7 @@ from __future__ import annotations
 from sim.cli.output import add_format_arg, emit
 from sim.cli.run_cmd import routing_overrides
 from sim.errors import UserError
+from sim.moe.skew import SKEW_PRESETS
 
 SHOWN = ("step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu", "peak_memory_gib", "bubble_fraction")
 CHOICE_LISTS = {"no": [False], "yes": [True], "both": [False, True]}
@@ -79,7 +80,7 @@ def add_parser(sub):
     p.add_argument("--zero", metavar="LIST", help="data-parallel sharding stages to try, e.g. 1,3: 0 plain DP, "
                    "1 distributed optimizer, 2 + sharded gradients, 3 + sharded weights (FSDP) (default 1)")
     p.add_argument("--routing", help="balanced (forced), dropless (default), or capacity:FACTOR")
-    p.add_argument("--skew", help="routing-skew preset (balanced, aux_loss, loss_free, aux_loss_dynamic, loss_free_dynamic, no_balancing) or a concentration")
+    p.add_argument("--skew", help=f"routing-skew preset ({', '.join(SKEW_PRESETS)}) or a concentration")
     p.add_argument("--a2a", choices=["flat", "hierarchical"])
     p.add_argument("--seed", type=int)
     p.add_argument("--show", type=int, default=10, metavar="N", help="layouts to print (default 10)")

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             rows.append(dict(name=e.name, metric=r.metric, published=r.published, skew=skew,
                              stated=skew == stated, predicted=r.predicted, error_pct=r.error_pct,
                              max_over_mean=r.report.max_over_mean_device_load))
-            print(f"{e.name:46s} {skew:18s} {r.error_pct:+7.1f}%  max/mean {rows[-1]['max_over_mean']:.2f}", flush=True)
+            print(f"{e.name:46s} {skew:20s} {r.error_pct:+7.1f}%  max/mean {rows[-1]['max_over_mean']:.2f}", flush=True)
     pd.DataFrame(rows).to_csv(out / "skew_sensitivity.csv", index=False, float_format="%.6g")
     print(f"wrote {out / 'skew_sensitivity.csv'} ({len(rows)} rows)")
     return 0

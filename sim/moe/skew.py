@@ -20,7 +20,7 @@ Presets (the number, then where it comes from):
 | ``loss_free``  | 3000  | 0.05   | 0.02  | the same Table 2: auxiliary-loss-free balancing (DeepSeek-V3 sec. 2.1.2) has MaxVio_global 0.04 at both sizes (0.027-0.048 across Tables 3, 4, 6); alpha = 3000 gives 0.041. Jitter and drift as ``aux_loss`` |
 | ``aux_loss_dynamic`` | 16 | 0.56 | 0.02 | ``aux_loss``'s popularity, plus the per-micro-batch swings measured in real training: arXiv 2606.04101 v3 (UltraEP) Fig. 11, Megatron-LM baseline (real routing, resumed from mid-to-late pre-training checkpoints, EP64, GShard aux loss weight 1e-2): inter-rank max:mean load 2.23 (GLM4.5-106B) and 2.86 (Qwen3-235B), both 128 experts top-8. Jitter 0.56 gives their mean, 2.55, on that shape at EP64 (tests/test_moe_load.py); the values are the figure's printed labels (read from the v3 TeX source) |
 | ``loss_free_dynamic`` | 3000 | 0.23 | 0.02 | ``loss_free``'s popularity, plus the same measurement for DeepSeek-V3 (256 experts top-8, bias update 1e-3 + sequence-wise loss 1e-4, EP64): max:mean 1.30; jitter 0.23 gives 1.30 |
-| ``global_batch_dynamic`` | 16 | 0.90 | 0.02 | the routing of a released checkpoint trained with a global-batch balance loss (Qwen3; arXiv 2501.11873, which balances over the global batch, not the micro-batch), on real text with nothing rebalancing it: UltraEP (arXiv 2606.04101 v3) Fig. 12, SGLang prefill of the released Qwen3-235B-A22B at EP64 (128 experts top-8, no EPLB), inter-rank max:mean 3.68 (STEM prompts) and 4.01 (mixed, with LongBench); jitter 0.90 gives their mean, 3.85 (tests/test_moe_load.py). Popularity: ``aux_loss``'s (ASSUMPTION: the figure gives the total, not its split into persistent and per-batch parts) |
+| ``global_batch_dynamic`` | 16 | 0.90 | 0.02 | the routing of a released checkpoint trained with a global-batch balance loss (Qwen3 Technical Report, arXiv 2505.09388; the method, arXiv 2501.11873, balances over the global batch, not the micro-batch), on real text with nothing rebalancing it: UltraEP (arXiv 2606.04101 v3) Fig. 12, SGLang prefill of the released Qwen3-235B-A22B at EP64 (128 experts top-8, no EPLB), inter-rank max:mean 3.68 (STEM prompts) and 4.01 (mixed, with LongBench); jitter 0.90 gives their mean, 3.85 (tests/test_moe_load.py). Popularity: ``aux_loss``'s (ASSUMPTION: the figure gives the total, not its split into persistent and per-batch parts) |
 | ``no_balancing`` | 0.45 | 0.10   | 0.05  | calibrated so the hottest of 160 experts (top-6, the DeepSeek-V2 shape) takes ~30 % of tokens in expectation, the figure the issue attributes to DeepSeek-V2 without an aux loss (see tests/test_moe_load.py); jitter/drift ASSUMPTION |
 
 A float skew is a Dirichlet concentration alpha > 0 with the ``aux_loss`` jitter and drift.
@@ -33,8 +33,9 @@ larger aux-loss weight than the Megatron-MoE Qwen3 recipe. ``global_batch_dynami
 routes with a released global-batch-balanced checkpoint, such as a fine-tune of Qwen3.
 
 The jitter is one draw per (layer, micro-batch round of the EP group), whatever the number of
-sequences in the round. Sequences on one topic route alike, so a round of one or two long sequences
-likely swings more than the many-request rounds the anchors were measured on; that is not modelled.
+sequences in the round; no public measurement gives that dependence. The anchors are EP64 figures;
+what a preset gives at another EP (fewer or more experts per rank) follows from the independent
+per-expert swings of this model (ASSUMPTION: correlated or heavier-tailed hot experts would change it).
 """
 
 from __future__ import annotations

@@ -17,10 +17,8 @@ from sim.moe import (
     resolve_skew,
     sample_logits,
     sample_tokens_per_expert,
-    selection_weights,
-    validate_router,
 )
-from sim.moe.load import grouped_counts
+from sim.moe.load import counts_for_bias
 
 ROUTER_CASES = [("topk", None, None), ("group_limited", 8, 3), ("moge", 8, None), ("balanced", None, None)]
 
@@ -85,18 +83,17 @@ def test_count_level_agrees_with_token_level(preset, router, m, g):
         cnt = _sample(router, m, g, skew=preset, tokens=t, e=e, k=k, layers=layers,
                       samples=samples).tokens_per_expert.reshape(-1, e)
     else:
-        mm, gg = validate_router(e, k, router, m, g)
-        cnt = grouped_counts(selection_weights(bias, params), tokens=t, top_k=k, num_groups=mm, topk_groups=gg,
-                             moge=router == "moge", rng=np.random.default_rng(12)).reshape(-1, e)
+        cnt = counts_for_bias(bias, params, tokens=t, top_k=k, router=router, num_groups=m, topk_groups=g,
+                              rng=np.random.default_rng(12)).reshape(-1, e)
     a = balance_stats(tok)["max_over_mean"].mean()
     b = balance_stats(cnt)["max_over_mean"].mean()
     assert b == pytest.approx(a, rel=0.08)
 
 
 @pytest.mark.parametrize("router, m, g", [c for c in ROUTER_CASES if c[0] != "balanced"])
-def test_count_sampler_is_batch_bias_then_grouped_counts(router, m, g):
+def test_count_sampler_is_batch_bias_then_counts_for_bias(router, m, g):
     """The path the agreement test above exercises is the sampler's own: with one generator,
-    sample_tokens_per_expert draws the batch biases, then grouped_counts on their weights."""
+    sample_tokens_per_expert draws the batch biases, then counts_for_bias on them."""
     e, k, t, layers, samples = 64, 8, 4096, 3, 2
     params = resolve_skew("global_batch_dynamic")
     pop = layer_popularity(params, e, layers, np.random.default_rng(5))
@@ -104,9 +101,8 @@ def test_count_sampler_is_batch_bias_then_grouped_counts(router, m, g):
                                    num_layers=layers, num_samples=samples, skew="global_batch_dynamic",
                                    rng=np.random.default_rng(6), popularity=pop).tokens_per_expert
     rng = np.random.default_rng(6)
-    mm, gg = validate_router(e, k, router, m, g)
-    want = grouped_counts(selection_weights(batch_log_bias(pop, params, rng, samples), params), tokens=t, top_k=k,
-                          num_groups=mm, topk_groups=gg, moge=router == "moge", rng=rng)
+    want = counts_for_bias(batch_log_bias(pop, params, rng, samples), params, tokens=t, top_k=k, router=router,
+                           num_groups=m, topk_groups=g, rng=rng)
     np.testing.assert_array_equal(got, want)
 
 

@@ -27,7 +27,13 @@ import numpy as np
 from sim.errors import UserError
 from sim.moe.capacity import apply_capacity, expert_capacity
 from sim.moe.router import balanced_counts, validate_router
-from sim.moe.skew import batch_log_bias, layer_popularity, resolve_skew, selection_weights
+from sim.moe.skew import (
+    SkewParams,
+    batch_log_bias,
+    layer_popularity,
+    resolve_skew,
+    selection_weights,
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,15 @@ def grouped_counts(w: np.ndarray, *, tokens: int, top_k: int, num_groups: int, t
     return rng.multinomial(totals, p).reshape(*lead, e)  # (..., E)
 
 
+def counts_for_bias(log_bias: np.ndarray, params: SkewParams, *, tokens: int, top_k: int, router: str,
+                    num_groups: int | None, topk_groups: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Counts (..., E) of routing `tokens` tokens under per-batch log biases (..., E) (``skew.batch_log_bias``)
+    with a weight-based router (topk, group_limited, moge): the sampler's second stage, after the biases."""
+    m, g = validate_router(log_bias.shape[-1], top_k, router, num_groups, topk_groups)
+    return grouped_counts(selection_weights(log_bias, params), tokens=tokens, top_k=top_k, num_groups=m,
+                          topk_groups=g, moge=router == "moge", rng=rng)
+
+
 def sample_tokens_per_expert(*, num_experts: int, top_k: int, router: str, num_groups: int | None,
                              topk_groups: int | None, tokens: int, num_layers: int, num_samples: int,
                              skew: str | float, rng: np.random.Generator,
@@ -139,8 +154,7 @@ def sample_tokens_per_expert(*, num_experts: int, top_k: int, router: str, num_g
             popularity = layer_popularity(params, num_experts, num_layers, rng)  # (L, E)
         elif popularity.shape != (num_layers, num_experts):
             raise UserError(f"popularity must have shape ({num_layers}, {num_experts}), got {popularity.shape}")
-        w = selection_weights(batch_log_bias(popularity, params, rng, num_samples), params)  # (L, S, E)
-        tpe = grouped_counts(w, tokens=tokens, top_k=top_k, num_groups=m, topk_groups=g,
-                             moge=router == "moge", rng=rng)  # (L, S, E)
+        tpe = counts_for_bias(batch_log_bias(popularity, params, rng, num_samples), params, tokens=tokens,
+                              top_k=top_k, router=router, num_groups=m, topk_groups=g, rng=rng)  # (L, S, E)
     kept, dropped = apply_capacity(tpe, cap)
     return LoadSample(kept, dropped, tokens, top_k)
